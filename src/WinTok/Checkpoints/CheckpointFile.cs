@@ -1,0 +1,80 @@
+using System.Text.Json;
+using static TorchSharp.torch;
+
+namespace WinTok.Checkpoints;
+
+/// <summary>Reads WinTok checkpoints in either container and writes them as safetensors.</summary>
+public static class CheckpointFile
+{
+    /// <summary>The safetensors metadata entry holding the args as JSON.</summary>
+    public const string ArgsMetadataKey = "wintok.args";
+
+    private static ReadOnlySpan<byte> ZipMagic => "PK\x03\x04"u8;
+
+    /// <summary>
+    /// Reads a checkpoint, detecting the format from its first bytes: a zip (<c>PK\x03\x04</c>) is a
+    /// <c>torch.save</c> file, anything else must be safetensors.
+    /// </summary>
+    /// <remarks>
+    /// A .pth file yields <c>ckpt['trainer']['unitok']</c> and <c>ckpt['args']</c>, or, when the top level is itself a
+    /// state_dict, that dict with empty args. A safetensors file yields all its tensors, and args from its
+    /// <see cref="ArgsMetadataKey"/> metadata (empty if absent, as in the reference fixtures).
+    /// </remarks>
+    /// <exception cref="CheckpointFormatException">The file is empty, truncated, corrupt or not a checkpoint.</exception>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    public static Checkpoint Read(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
+        {
+            if (file.Length == 0)
+            {
+                throw new CheckpointFormatException(path, "the file is empty");
+            }
+            Span<byte> magic = stackalloc byte[4];
+            int read = file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false);
+            if (read == magic.Length && magic.SequenceEqual(ZipMagic))
+            {
+                file.Position = 0;
+                return PthReader.Read(path, file);
+            }
+        }
+        return ReadSafetensors(path);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="stateDict"/> as safetensors, with <paramref name="args"/> as JSON in the
+    /// <see cref="ArgsMetadataKey"/> metadata entry, so the file is a complete checkpoint. Tensors keep their dtype;
+    /// the file is written beside <paramref name="path"/> and then renamed over it.
+    /// </summary>
+    public static void Write(string path, IReadOnlyDictionary<string, object?> args, IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(stateDict);
+        var metadata = new Dictionary<string, string> { [ArgsMetadataKey] = ArgsJson.Serialize(args) };
+        Safetensors.Write(path, stateDict, metadata);
+    }
+
+    private static Checkpoint ReadSafetensors(string path)
+    {
+        var (tensors, metadata) = Safetensors.Read(path);
+        IReadOnlyDictionary<string, object?> args = new Dictionary<string, object?>();
+        if (metadata.TryGetValue(ArgsMetadataKey, out string? json))
+        {
+            try
+            {
+                args = ArgsJson.Deserialize(json);
+            }
+            catch (JsonException e)
+            {
+                foreach (var tensor in tensors.Values)
+                {
+                    tensor.Dispose();
+                }
+                throw new CheckpointFormatException(path, $"the '{ArgsMetadataKey}' metadata is not a JSON object: {e.Message}", e);
+            }
+        }
+        return new Checkpoint(path, CheckpointFileFormat.Safetensors, args, tensors, metadata);
+    }
+}

@@ -1,0 +1,149 @@
+using TorchSharp;
+
+namespace WinTok.Checkpoints.Pickle;
+
+/// <summary>A <c>torch.dtype</c> global such as <c>torch.bfloat16</c>, as it appears in <c>args['dtype']</c>.</summary>
+internal sealed record TorchDType(string Name);
+
+/// <summary>A storage class global (<c>torch.FloatStorage</c>); <see cref="ScalarType"/> is null if unsupported.</summary>
+internal sealed record TorchStorageType(string Name, torch.ScalarType? ScalarType);
+
+/// <summary>
+/// A storage named by a persistent id <c>('storage', storage_type, key, location, numel)</c>; its bytes live in
+/// the zip entry <c>&lt;archive&gt;/data/&lt;key&gt;</c> and are read only if a selected tensor uses it.
+/// </summary>
+internal sealed record StorageReference(TorchStorageType Type, string Key, string Location, long ElementCount);
+
+/// <summary>
+/// A tensor as <c>torch._utils._rebuild_tensor_v2</c> describes it: a view (offset, size, stride, all in elements)
+/// of a storage. Materialised later, so that unselected parts of a checkpoint (optimizer states) cost nothing.
+/// </summary>
+internal sealed record TensorReference(StorageReference Storage, long StorageOffset, long[] Size, long[] Stride)
+{
+    public string ShapeText => $"[{string.Join(", ", Size)}]";
+}
+
+/// <summary>
+/// Gives torch.save's globals their meaning: OrderedDict, the tensor and parameter rebuild functions, storage
+/// classes and dtypes. Every other global becomes a recorded placeholder; whether that is an error depends on
+/// where it ends up (fine in <c>args</c>, fatal where a tensor is expected).
+/// </summary>
+internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
+{
+    private static readonly Dictionary<string, torch.ScalarType> StorageTypes = new()
+    {
+        ["FloatStorage"] = torch.ScalarType.Float32,
+        ["DoubleStorage"] = torch.ScalarType.Float64,
+        ["HalfStorage"] = torch.ScalarType.Float16,
+        ["BFloat16Storage"] = torch.ScalarType.BFloat16,
+        ["LongStorage"] = torch.ScalarType.Int64,
+        ["IntStorage"] = torch.ScalarType.Int32,
+        ["ShortStorage"] = torch.ScalarType.Int16,
+        ["CharStorage"] = torch.ScalarType.Int8,
+        ["ByteStorage"] = torch.ScalarType.Byte,
+        ["BoolStorage"] = torch.ScalarType.Bool,
+    };
+
+    private static readonly HashSet<string> DTypes =
+    [
+        "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int",
+        "int16", "short", "int8", "uint8", "bool", "complex64", "complex128", "uint16", "uint32", "uint64",
+        "float8_e4m3fn", "float8_e5m2",
+    ];
+
+    public object FindGlobal(string module, string name) => (module, name) switch
+    {
+        ("collections", "OrderedDict") => new Function("collections.OrderedDict", NewOrderedDict),
+        ("torch._utils", "_rebuild_tensor_v2") => new Function("torch._utils._rebuild_tensor_v2", RebuildTensor),
+        ("torch._utils", "_rebuild_parameter") => new Function("torch._utils._rebuild_parameter", RebuildParameter),
+        ("torch._utils", "_rebuild_parameter_with_state") =>
+            new Function("torch._utils._rebuild_parameter_with_state", RebuildParameter),
+        ("torch", _) when StorageTypes.TryGetValue(name, out var type) => new TorchStorageType($"torch.{name}", type),
+        ("torch", _) when name.EndsWith("Storage", StringComparison.Ordinal) => new TorchStorageType($"torch.{name}", null),
+        ("torch", _) when DTypes.Contains(name) => new TorchDType($"torch.{name}"),
+        _ => new PyUnknownGlobal($"{module}.{name}"),
+    };
+
+    public object? PersistentLoad(object? persistentId)
+    {
+        // torch.save: ('storage', storage_type, key, location, numel); anything else is not a torch zip checkpoint.
+        if (persistentId is not PyTuple { Items: ["storage", var type, string key, var location, long count] })
+        {
+            throw new CheckpointFormatException(path, "a persistent id is not of the form ('storage', type, key, location, numel)");
+        }
+        if (type is not TorchStorageType storageType)
+        {
+            throw new CheckpointFormatException(path, $"storage '{key}' has type {PickleReader.Describe(type)}, which is not a torch storage class");
+        }
+        return new StorageReference(storageType, key, location as string ?? "?", count);
+    }
+
+    private static object? NewOrderedDict(IReadOnlyList<object?> arguments)
+    {
+        var dict = new PyDict();
+        // OrderedDict(iterable_of_pairs) is legal, though torch.save always reduces with no arguments.
+        if (arguments is [List<object?> pairs])
+        {
+            foreach (object? pair in pairs)
+            {
+                if (pair is PyTuple { Items: [var key, var value] })
+                {
+                    dict.Set(key, value);
+                }
+            }
+        }
+        return dict;
+    }
+
+    private object? RebuildTensor(IReadOnlyList<object?> arguments)
+    {
+        // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None)
+        if (arguments.Count < 4)
+        {
+            throw new CheckpointFormatException(path, $"_rebuild_tensor_v2 got {arguments.Count} arguments, expected at least 4");
+        }
+        if (arguments[0] is not StorageReference storage)
+        {
+            throw new CheckpointFormatException(path, $"_rebuild_tensor_v2's storage is a {PickleReader.Describe(arguments[0])}, not a storage");
+        }
+        if (arguments[1] is not long offset || ToLongs(arguments[2]) is not { } size || ToLongs(arguments[3]) is not { } stride
+            || size.Length != stride.Length)
+        {
+            throw new CheckpointFormatException(path, $"_rebuild_tensor_v2 for storage '{storage.Key}' has a malformed offset, size or stride");
+        }
+        return new TensorReference(storage, offset, size, stride);
+    }
+
+    private object? RebuildParameter(IReadOnlyList<object?> arguments)
+    {
+        // _rebuild_parameter(data, requires_grad, backward_hooks[, state]): the weights are `data`.
+        if (arguments.Count == 0 || arguments[0] is not TensorReference tensor)
+        {
+            throw new CheckpointFormatException(path,
+                $"_rebuild_parameter expects a tensor, got {(arguments.Count == 0 ? "nothing" : PickleReader.Describe(arguments[0]))}");
+        }
+        return tensor;
+    }
+
+    private static long[]? ToLongs(object? value)
+    {
+        object?[]? items = value switch
+        {
+            PyTuple tuple => tuple.Items,
+            List<object?> list => [.. list],
+            _ => null,
+        };
+        if (items is null || items.Any(item => item is not long))
+        {
+            return null;
+        }
+        return items.Select(item => (long)item!).ToArray();
+    }
+
+    private sealed class Function(string qualifiedName, Func<IReadOnlyList<object?>, object?> body) : IPyCallable
+    {
+        public string QualifiedName { get; } = qualifiedName;
+
+        public object? Call(IReadOnlyList<object?> arguments) => body(arguments);
+    }
+}

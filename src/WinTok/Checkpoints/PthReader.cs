@@ -1,0 +1,207 @@
+using System.IO.Compression;
+using System.Text;
+using TorchSharp;
+using WinTok.Checkpoints.Pickle;
+using static TorchSharp.torch;
+
+namespace WinTok.Checkpoints;
+
+/// <summary>
+/// Reads a <c>torch.save</c> zip checkpoint (PyTorch ≥ 1.6 format): <c>&lt;archive&gt;/data.pkl</c> holds the pickled
+/// object tree, each storage is the raw little-endian entry <c>&lt;archive&gt;/data/&lt;key&gt;</c>.
+/// </summary>
+/// <remarks>
+/// Only the selected state_dict's storages are read, so optimizer states and discriminators in a training
+/// checkpoint cost nothing but their pickle. Storages shared by several views are read once.
+/// </remarks>
+internal static class PthReader
+{
+    public static Checkpoint Read(string path, Stream file)
+    {
+        ZipArchive zip;
+        try
+        {
+            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CheckpointFormatException(path, $"the zip directory is unreadable (truncated or corrupt file): {e.Message}", e);
+        }
+
+        using (zip)
+        {
+            var pickleEntry = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+                ?? zip.GetEntry("data.pkl")
+                ?? throw new CheckpointFormatException(path, "the zip has no data.pkl entry, so it is not a torch.save checkpoint");
+            string prefix = pickleEntry.FullName[..^"data.pkl".Length];
+            CheckByteOrder(path, zip, prefix);
+
+            object? root = PickleReader.Load(ReadEntry(path, pickleEntry), path, new TorchPickleEnvironment(path));
+            if (root is not PyDict top)
+            {
+                throw new CheckpointFormatException(path, $"the pickled object is a {PickleReader.Describe(root)}, expected a dict");
+            }
+
+            var stateDict = SelectStateDict(path, top);
+            var args = ReferenceEquals(stateDict, top) ? new Dictionary<string, object?>() : SelectArgs(top);
+            var tensors = new StorageLoader(path, zip, prefix).Materialize(stateDict);
+            return new Checkpoint(path, CheckpointFileFormat.PyTorch, args, tensors, new Dictionary<string, string>());
+        }
+    }
+
+    private static void CheckByteOrder(string path, ZipArchive zip, string prefix)
+    {
+        // Files from before torch 1.10 have no byteorder entry; they were written little-endian.
+        if (zip.GetEntry(prefix + "byteorder") is { } entry)
+        {
+            string order = Encoding.ASCII.GetString(ReadEntry(path, entry)).Trim();
+            if (order != "little")
+            {
+                throw new CheckpointFormatException(path, $"storages are stored '{order}'-endian; only little-endian is supported");
+            }
+        }
+    }
+
+    private static PyDict SelectStateDict(string path, PyDict top)
+    {
+        // The official layout: ckpt['trainer']['unitok'].
+        if (top.TryGet("trainer", out object? trainer) && trainer is PyDict trainerDict
+            && trainerDict.TryGet("unitok", out object? unitok) && unitok is PyDict weights)
+        {
+            return weights;
+        }
+        // A bare state_dict: every value is a tensor.
+        if (top.Count > 0 && top.Items.All(pair => pair.Value is TensorReference))
+        {
+            return top;
+        }
+        string keys = string.Join(", ", top.Items.Take(20).Select(pair => PythonValueConverter.KeyText(pair.Key)));
+        throw new CheckpointFormatException(path,
+            $"found no state_dict: expected ckpt['trainer']['unitok'] or a top-level dict of tensors, but the top-level keys are [{keys}]");
+    }
+
+    private static IReadOnlyDictionary<string, object?> SelectArgs(PyDict top)
+    {
+        if (!top.TryGet("args", out object? args))
+        {
+            return new Dictionary<string, object?>();
+        }
+        return args switch
+        {
+            PyDict dict => PythonValueConverter.ToDictionary(dict),
+            // An argparse.Namespace or tap.Tap object pickles as an instance whose state is its __dict__.
+            PyInstance { State: PyDict state } => PythonValueConverter.ToDictionary(state),
+            _ => new Dictionary<string, object?>(),
+        };
+    }
+
+    internal static byte[] ReadEntry(string path, ZipArchiveEntry entry)
+    {
+        try
+        {
+            using var stream = entry.Open();
+            var bytes = new byte[entry.Length];
+            stream.ReadExactly(bytes);
+            return bytes;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            throw new CheckpointFormatException(path, $"zip entry '{entry.FullName}' is unreadable (truncated or corrupt file): {e.Message}", e);
+        }
+    }
+
+    /// <summary>Turns tensor references into tensors, reading each storage entry at most once.</summary>
+    private sealed class StorageLoader(string path, ZipArchive zip, string prefix)
+    {
+        private readonly Dictionary<(string Key, ScalarType Type), Tensor> storages = [];
+
+        public Dictionary<string, Tensor> Materialize(PyDict stateDict)
+        {
+            using var scope = torch.NewDisposeScope();
+            var result = new Dictionary<string, Tensor>();
+            foreach (var (key, value) in stateDict.Items)
+            {
+                if (key is not string name)
+                {
+                    throw new CheckpointFormatException(path, $"the state_dict has a {PickleReader.Describe(key)} key; keys must be strings");
+                }
+                var reference = value switch
+                {
+                    TensorReference tensor => tensor,
+                    PyInstance instance => throw new CheckpointFormatException(path,
+                        $"state_dict entry '{name}' was pickled through {instance.TypeName}, which this reader does not support"),
+                    _ => throw new CheckpointFormatException(path,
+                        $"state_dict entry '{name}' is a {PickleReader.Describe(value)}, not a tensor"),
+                };
+                result[name] = Build(name, reference);
+            }
+            // Only the returned tensors survive the scope; the shared storage tensors are released with it.
+            foreach (var tensor in result.Values)
+            {
+                tensor.DetachFromDisposeScope();
+            }
+            return result;
+        }
+
+        private Tensor Build(string name, TensorReference reference)
+        {
+            var storage = Storage(name, reference.Storage);
+            CheckBounds(name, reference, storage.numel());
+            var view = storage.as_strided(reference.Size, reference.Stride, reference.StorageOffset);
+            // A view covering its whole storage is the tensor itself; anything smaller is copied, so that the
+            // state_dict never pins a larger storage nor aliases another entry.
+            bool whole = reference.StorageOffset == 0 && view.numel() == storage.numel();
+            return view.is_contiguous() ? (whole ? view : view.clone()) : view.contiguous();
+        }
+
+        private Tensor Storage(string name, StorageReference reference)
+        {
+            if (reference.Type.ScalarType is not { } type)
+            {
+                throw new CheckpointFormatException(path, $"tensor '{name}' uses storage type {reference.Type.Name}, which this reader does not support");
+            }
+            if (storages.TryGetValue((reference.Key, type), out var cached))
+            {
+                return cached;
+            }
+            string entryName = prefix + "data/" + reference.Key;
+            var entry = zip.GetEntry(entryName)
+                ?? throw new CheckpointFormatException(path, $"tensor '{name}' needs storage entry '{entryName}', which the zip does not contain");
+            long expectedBytes = reference.ElementCount * TensorBytes.ElementSize(type);
+            if (reference.ElementCount < 0 || entry.Length < expectedBytes)
+            {
+                throw new CheckpointFormatException(path,
+                    $"storage entry '{entryName}' has {entry.Length} bytes, but tensor '{name}' needs {reference.ElementCount} x {type} = {expectedBytes} bytes");
+            }
+            var tensor = torch.empty([reference.ElementCount], type);
+            try
+            {
+                using var stream = entry.Open();
+                TensorBytes.Fill(tensor, stream);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                throw new CheckpointFormatException(path, $"storage entry '{entryName}' is unreadable (truncated or corrupt file): {e.Message}", e);
+            }
+            storages[(reference.Key, type)] = tensor;
+            return tensor;
+        }
+
+        private void CheckBounds(string name, TensorReference reference, long storageElements)
+        {
+            bool valid = reference.StorageOffset >= 0 && reference.Size.All(s => s >= 0) && reference.Stride.All(s => s >= 0);
+            if (valid && reference.Size.All(s => s > 0))
+            {
+                // The last element the view touches must lie inside the storage.
+                long last = reference.StorageOffset + reference.Size.Zip(reference.Stride, (size, stride) => (size - 1) * stride).Sum();
+                valid = last < storageElements;
+            }
+            if (!valid)
+            {
+                throw new CheckpointFormatException(path,
+                    $"tensor '{name}' (offset {reference.StorageOffset}, size {reference.ShapeText}, stride [{string.Join(", ", reference.Stride)}]) " +
+                    $"does not fit its storage '{reference.Storage.Key}' of {storageElements} elements");
+            }
+        }
+    }
+}
