@@ -128,8 +128,11 @@ internal static class ArgsJson
         {
             return double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
         }
-        return long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long small)
-            ? small
-            : BigInteger.Parse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+        // Boxed separately: a conditional of long and BigInteger would widen every integer to BigInteger.
+        if (long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out long small))
+        {
+            return small;
+        }
+        return BigInteger.Parse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
     }
 }

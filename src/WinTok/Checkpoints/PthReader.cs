@@ -70,8 +70,10 @@ internal static class PthReader
         {
             return weights;
         }
-        // A bare state_dict: every value is a tensor.
-        if (top.Count > 0 && top.Items.All(pair => pair.Value is TensorReference))
+        // A bare state_dict: every value is a tensor, or something a torch rebuild function made (a quantized or
+        // sparse tensor), which Materialize then reports by its function's name.
+        if (top.Count > 0 && top.Items.All(pair => pair.Value is TensorReference
+            || pair.Value is PyInstance instance && instance.TypeName.StartsWith("torch.", StringComparison.Ordinal)))
         {
             return top;
         }
@@ -99,6 +101,11 @@ internal static class PthReader
     {
         try
         {
+            // data.pkl and the small text entries are read whole; a length beyond an array means a corrupt directory.
+            if (entry.Length > Array.MaxLength)
+            {
+                throw new CheckpointFormatException(path, $"zip entry '{entry.FullName}' claims {entry.Length} bytes, more than a pickle can be");
+            }
             using var stream = entry.Open();
             var bytes = new byte[entry.Length];
             stream.ReadExactly(bytes);
@@ -167,11 +174,12 @@ internal static class PthReader
             string entryName = prefix + "data/" + reference.Key;
             var entry = zip.GetEntry(entryName)
                 ?? throw new CheckpointFormatException(path, $"tensor '{name}' needs storage entry '{entryName}', which the zip does not contain");
-            long expectedBytes = reference.ElementCount * TensorBytes.ElementSize(type);
-            if (reference.ElementCount < 0 || entry.Length < expectedBytes)
+            long elementSize = TensorBytes.ElementSize(type);
+            if (reference.ElementCount < 0 || reference.ElementCount > long.MaxValue / elementSize
+                || entry.Length < reference.ElementCount * elementSize)
             {
                 throw new CheckpointFormatException(path,
-                    $"storage entry '{entryName}' has {entry.Length} bytes, but tensor '{name}' needs {reference.ElementCount} x {type} = {expectedBytes} bytes");
+                    $"storage entry '{entryName}' has {entry.Length} bytes, but tensor '{name}' needs {reference.ElementCount} elements of {type}");
             }
             var tensor = torch.empty([reference.ElementCount], type);
             try
@@ -192,9 +200,16 @@ internal static class PthReader
             bool valid = reference.StorageOffset >= 0 && reference.Size.All(s => s >= 0) && reference.Stride.All(s => s >= 0);
             if (valid && reference.Size.All(s => s > 0))
             {
-                // The last element the view touches must lie inside the storage.
-                long last = reference.StorageOffset + reference.Size.Zip(reference.Stride, (size, stride) => (size - 1) * stride).Sum();
-                valid = last < storageElements;
+                // The last element the view touches must lie inside the storage (checked: corrupt sizes overflow).
+                try
+                {
+                    long last = checked(reference.StorageOffset + reference.Size.Zip(reference.Stride, (size, stride) => checked((size - 1) * stride)).Sum());
+                    valid = last < storageElements;
+                }
+                catch (OverflowException)
+                {
+                    valid = false;
+                }
             }
             if (!valid)
             {

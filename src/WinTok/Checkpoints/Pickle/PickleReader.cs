@@ -369,7 +369,11 @@ internal sealed class PickleReader
     {
         // Little-endian two's complement; torch checkpoints rarely need more than a long.
         var value = new BigInteger(ReadBytes(length), isUnsigned: false, isBigEndian: false);
-        return value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
+        if (value >= long.MinValue && value <= long.MaxValue)
+        {
+            return (long)value;
+        }
+        return value;
     }
 
     private string ReadLine(int at)

@@ -1,3 +1,4 @@
+using System.Text;
 using TorchSharp;
 
 namespace WinTok.Checkpoints.Pickle;
@@ -54,6 +55,8 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
     public object FindGlobal(string module, string name) => (module, name) switch
     {
         ("collections", "OrderedDict") => new Function("collections.OrderedDict", NewOrderedDict),
+        // Protocol 2 has no bytes opcode: Python 3 pickles bytes as _codecs.encode(text, 'latin1').
+        ("_codecs", "encode") => new Function("_codecs.encode", EncodeBytes),
         ("torch._utils", "_rebuild_tensor_v2") => new Function("torch._utils._rebuild_tensor_v2", RebuildTensor),
         ("torch._utils", "_rebuild_parameter") => new Function("torch._utils._rebuild_parameter", RebuildParameter),
         ("torch._utils", "_rebuild_parameter_with_state") =>
@@ -94,6 +97,14 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         }
         return dict;
     }
+
+    private object? EncodeBytes(IReadOnlyList<object?> arguments) => arguments switch
+    {
+        [string text, "latin1" or "latin-1"] => Encoding.Latin1.GetBytes(text),
+        [string text, "utf-8" or "utf8"] => Encoding.UTF8.GetBytes(text),
+        [string text] => Encoding.UTF8.GetBytes(text),
+        _ => throw new CheckpointFormatException(path, "_codecs.encode is called with arguments other than (str, encoding)"),
+    };
 
     private object? RebuildTensor(IReadOnlyList<object?> arguments)
     {
