@@ -20,11 +20,17 @@ public static class CheckpointFile
     /// state_dict, that dict with empty args. A safetensors file yields all its tensors, and args from its
     /// <see cref="ArgsMetadataKey"/> metadata (empty if absent, as in the reference fixtures).
     /// </remarks>
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="stateDictPath">
+    /// For .pth files only: the keys leading to another state_dict, e.g. <c>Read(path, "trainer", "disc")</c> for the
+    /// discriminator. Empty (the default) selects the model weights as described above.
+    /// </param>
     /// <exception cref="CheckpointFormatException">The file is empty, truncated, corrupt or not a checkpoint.</exception>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
-    public static Checkpoint Read(string path)
+    public static Checkpoint Read(string path, params string[] stateDictPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(stateDictPath);
         using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
         {
             if (file.Length == 0)
@@ -36,8 +42,12 @@ public static class CheckpointFile
             if (read == magic.Length && magic.SequenceEqual(ZipMagic))
             {
                 file.Position = 0;
-                return PthReader.Read(path, file);
+                return PthReader.Read(path, file, stateDictPath);
             }
+        }
+        if (stateDictPath.Length > 0)
+        {
+            throw new ArgumentException($"'{path}' is a safetensors file, which holds a single state_dict; a state_dict path applies only to .pth files", nameof(stateDictPath));
         }
         return ReadSafetensors(path);
     }

@@ -16,7 +16,9 @@ namespace WinTok.Checkpoints;
 /// </remarks>
 internal static class PthReader
 {
-    public static Checkpoint Read(string path, Stream file)
+    /// <param name="stateDictPath">Keys leading to the state_dict, e.g. ["trainer", "disc"]; empty selects
+    /// ckpt['trainer']['unitok'] or a top-level state_dict.</param>
+    public static Checkpoint Read(string path, Stream file, IReadOnlyList<string> stateDictPath)
     {
         ZipArchive zip;
         try
@@ -42,7 +44,7 @@ internal static class PthReader
                 throw new CheckpointFormatException(path, $"the pickled object is a {PickleReader.Describe(root)}, expected a dict");
             }
 
-            var stateDict = SelectStateDict(path, top);
+            var stateDict = stateDictPath.Count == 0 ? SelectStateDict(path, top) : FollowPath(path, top, stateDictPath);
             var args = ReferenceEquals(stateDict, top) ? new Dictionary<string, object?>() : SelectArgs(top);
             var tensors = new StorageLoader(path, zip, prefix).Materialize(stateDict);
             return new Checkpoint(path, CheckpointFileFormat.PyTorch, args, tensors, new Dictionary<string, string>());
@@ -80,6 +82,23 @@ internal static class PthReader
         string keys = string.Join(", ", top.Items.Take(20).Select(pair => PythonValueConverter.KeyText(pair.Key)));
         throw new CheckpointFormatException(path,
             $"found no state_dict: expected ckpt['trainer']['unitok'] or a top-level dict of tensors, but the top-level keys are [{keys}]");
+    }
+
+    private static PyDict FollowPath(string path, PyDict top, IReadOnlyList<string> keys)
+    {
+        var current = top;
+        for (int i = 0; i < keys.Count; i++)
+        {
+            string where = "ckpt" + string.Concat(keys.Take(i).Select(key => $"['{key}']"));
+            if (!current.TryGet(keys[i], out object? next))
+            {
+                string available = string.Join(", ", current.Items.Take(20).Select(pair => PythonValueConverter.KeyText(pair.Key)));
+                throw new CheckpointFormatException(path, $"{where} has no key '{keys[i]}'; its keys are [{available}]");
+            }
+            current = next as PyDict
+                ?? throw new CheckpointFormatException(path, $"{where}['{keys[i]}'] is a {PickleReader.Describe(next)}, not a dict of tensors");
+        }
+        return current;
     }
 
     private static IReadOnlyDictionary<string, object?> SelectArgs(PyDict top)

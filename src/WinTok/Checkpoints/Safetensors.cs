@@ -64,7 +64,15 @@ internal static class Safetensors
         foreach (var entry in entries)
         {
             var tensor = torch.empty(entry.Shape, entry.Type);
-            TensorBytes.Fill(tensor, file, dataStart + entry.Begin);
+            try
+            {
+                TensorBytes.Fill(tensor, file, dataStart + entry.Begin);
+            }
+            catch (IOException e)
+            {
+                // The header was checked against the file length, so this is a file that changed or a failing disk.
+                throw new CheckpointFormatException(path, $"reading tensor '{entry.Name}' failed: {e.Message}", e);
+            }
             tensors[entry.Name] = tensor;
         }
         foreach (var tensor in tensors.Values)
@@ -209,21 +217,30 @@ internal static class Safetensors
             .ToList();
 
         byte[] header = BuildHeader(order.Select(item => (item.Key, item.Type, item.Tensor.shape, item.Tensor.numel() * item.Tensor.element_size())), metadata);
+        // Written beside the target and renamed, so a crash never leaves a half-written checkpoint under its name.
         string temporary = path + ".tmp";
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
+        try
         {
-            Span<byte> lengthBytes = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)header.Length);
-            stream.Write(lengthBytes);
-            stream.Write(header);
-            foreach (var item in order)
+            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 20))
             {
-                using var scope = torch.NewDisposeScope();
-                var cpu = item.Tensor.detach().cpu().contiguous();
-                TensorBytes.Write(cpu, stream);
+                Span<byte> lengthBytes = stackalloc byte[8];
+                BinaryPrimitives.WriteUInt64LittleEndian(lengthBytes, (ulong)header.Length);
+                stream.Write(lengthBytes);
+                stream.Write(header);
+                foreach (var item in order)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var cpu = item.Tensor.detach().cpu().contiguous();
+                    TensorBytes.Write(cpu, stream);
+                }
             }
+            File.Move(temporary, path, overwrite: true);
         }
-        File.Move(temporary, path, overwrite: true);
+        catch
+        {
+            File.Delete(temporary);
+            throw;
+        }
     }
 
     private static byte[] BuildHeader(IEnumerable<(string Name, string Type, long[] Shape, long Bytes)> entries, IReadOnlyDictionary<string, string> metadata)

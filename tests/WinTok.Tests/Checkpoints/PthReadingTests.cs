@@ -141,6 +141,24 @@ public sealed class PthReadingTests
     }
 
     [Fact]
+    public void Read_WithAStateDictPath_ReturnsThatSectionAndTheArgs()
+    {
+        using var checkpoint = CheckpointFile.Read(DataFile("views.pth"), "trainer", "disc");
+
+        Assert.Equal(["w"], checkpoint.StateDict.Keys);
+        Assert.Equal(9f, checkpoint.StateDict["w"][0].item<float>());
+        Assert.Equal("torch.bfloat16", checkpoint.Args["dtype"]);
+    }
+
+    [Fact]
+    public void Read_WithAStateDictPathThatDoesNotExist_FailsListingTheKeysThere()
+    {
+        var error = Assert.Throws<CheckpointFormatException>(() => CheckpointFile.Read(DataFile("views.pth"), "trainer", "ema"));
+
+        Assert.Contains("ckpt['trainer'] has no key 'ema'; its keys are [config, unitok, disc]", error.Message);
+    }
+
+    [Fact]
     public void Read_ViewsSharingAStorage_AreIndependentContiguousTensors()
     {
         using var checkpoint = CheckpointFile.Read(DataFile("views.pth"));
