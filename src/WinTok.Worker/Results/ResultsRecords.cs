@@ -1,0 +1,136 @@
+namespace WinTok.Worker.Results;
+
+/// <summary>Job states as stored (<c>jobs.status</c>).</summary>
+internal static class JobStatus
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+}
+
+/// <summary>Partition states as stored (<c>partitions.status</c>).</summary>
+internal static class PartitionStatus
+{
+    public const string Pending = "pending";
+    public const string Running = "running";
+    public const string Committed = "committed";
+    public const string Failed = "failed";
+}
+
+/// <summary>A new job: its id (chosen by the submitter, so a resubmission is idempotent), kind and spec.</summary>
+internal sealed record NewJob(Guid Id, string Kind, string SpecJson);
+
+/// <summary>One <c>jobs</c> row.</summary>
+internal sealed class JobRecord
+{
+    public Guid Id { get; init; }
+    public string Kind { get; init; } = "";
+    public string Status { get; init; } = "";
+    public string SpecJson { get; init; } = "";
+    public int PartitionCount { get; init; }
+    public string? Error { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+}
+
+/// <summary>A job with its partitions counted by state and its committed totals.</summary>
+internal sealed class JobProgress
+{
+    public Guid Id { get; init; }
+    public string Kind { get; init; } = "";
+    public string Status { get; init; } = "";
+    public string? Error { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+    public int Partitions { get; init; }
+    public int Pending { get; init; }
+    public int Running { get; init; }
+    public int Committed { get; init; }
+    public int Failed { get; init; }
+    public long Rows { get; init; }
+    public long Bytes { get; init; }
+    public long ItemFailures { get; init; }
+}
+
+/// <summary>One <c>partitions</c> row.</summary>
+internal sealed class PartitionRecord
+{
+    public Guid JobId { get; init; }
+    public int Partition { get; init; }
+    public string Status { get; init; } = "";
+    public int Attempt { get; init; }
+    public string? Worker { get; init; }
+    public DateTimeOffset? LeaseExpiresAt { get; init; }
+    public DateTimeOffset? HeartbeatAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
+    public DateTimeOffset? CommittedAt { get; init; }
+    public long? DurationMs { get; init; }
+    public string? ShardPath { get; init; }
+    public long? RowCount { get; init; }
+    public long? ByteCount { get; init; }
+    public string? Sha256 { get; init; }
+    public int FailuresCount { get; init; }
+    public string? Error { get; init; }
+}
+
+/// <summary>An input item (image) rejected while processing a partition, recorded with the partition's commit.</summary>
+internal sealed record ItemFailure(string Key, string Source, string Reason);
+
+/// <summary>A stored <see cref="ItemFailure"/>.</summary>
+internal sealed class ItemFailureRecord
+{
+    public Guid JobId { get; init; }
+    public int Partition { get; init; }
+    public string Key { get; init; } = "";
+    public string Source { get; init; } = "";
+    public string Reason { get; init; } = "";
+    public DateTimeOffset CreatedAt { get; init; }
+}
+
+/// <summary>What a worker reports when a partition's shard is uploaded.</summary>
+internal sealed record PartitionCommit(
+    Guid JobId, int Partition, string Worker, string ShardPath, long RowCount, long ByteCount, string Sha256, long DurationMs);
+
+/// <summary>Outcome of <see cref="ResultsRepository.TryClaimPartitionAsync"/>.</summary>
+internal enum ClaimOutcome
+{
+    /// <summary>The caller holds the lease now; <see cref="PartitionClaim.Attempt"/> is its attempt number.</summary>
+    Claimed,
+    /// <summary>Already done: ack the message, nothing to do.</summary>
+    AlreadyCommitted,
+    /// <summary>Another worker holds an unexpired lease: retry later.</summary>
+    LeasedByAnother,
+    /// <summary>Marked failed; only <c>ResetFailedPartitionsAsync</c> reopens it.</summary>
+    Failed,
+    /// <summary>The job is cancelled, failed or finished: drop the message.</summary>
+    JobNotActive,
+    /// <summary>No such job or partition.</summary>
+    NotFound,
+}
+
+internal sealed record PartitionClaim(ClaimOutcome Outcome, int Attempt, string? Worker, DateTimeOffset? LeaseExpiresAt);
+
+/// <summary>Outcome of <see cref="ResultsRepository.CommitPartitionAsync"/>.</summary>
+/// <param name="AlreadyCommitted">True when an earlier commit won; nothing was written.</param>
+/// <param name="CommittedSha256">The sha256 on record (the earlier one when already committed).</param>
+internal sealed record CommitResult(bool AlreadyCommitted, string? CommittedSha256);
+
+/// <summary>One evaluation result (table <c>metrics</c>).</summary>
+internal sealed record NewMetric(Guid JobId, string Checkpoint, string Name, double Value, string? DetailsJson);
+
+internal sealed class MetricRecord
+{
+    public long Id { get; init; }
+    public Guid JobId { get; init; }
+    public string Checkpoint { get; init; } = "";
+    public string Name { get; init; } = "";
+    public double Value { get; init; }
+    public string? DetailsJson { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+}
