@@ -1,0 +1,32 @@
+using WinTok.Inference;
+using WinTok.Model;
+using static TorchSharp.torch;
+
+namespace WinTok.Tests.Model;
+
+/// <summary>Runs alone: the live tensor count is process-wide, so tests running beside it would move it.</summary>
+[CollectionDefinition(nameof(NativeMemoryTests), DisableParallelization = true)]
+public sealed class NativeMemoryCollection;
+
+[Collection(nameof(NativeMemoryTests))]
+public sealed class NativeMemoryTests
+{
+    [Fact]
+    public void TokenizeInALoop_KeepsTheLiveTensorCountFlatOver1000Batches()
+    {
+        using var session = new TokenizerSession(new WinTokModel(TinyModels.Tiny), CPU, ScalarType.Float32);
+        var levels = new byte[2 * 3 * 32 * 32];
+        new Random(7).NextBytes(levels);
+        session.Tokenize(levels, 2, semantic: true); // warm-up: the staging buffer is allocated once
+        // Tensors other tests left to the garbage collector would otherwise be finalized during the loop.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var before = TorchSharp.torch.Tensor.TotalCount;
+
+        for (var batch = 0; batch < 1000; batch++)
+            session.Tokenize(levels, 2, semantic: true);
+
+        Assert.Equal(before, TorchSharp.torch.Tensor.TotalCount);
+    }
+}
