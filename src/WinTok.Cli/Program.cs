@@ -5,5 +5,6 @@ using WinTok.Cli.Commands;
 var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and train the WinTok visual tokenizer.")
 {
     BenchCommand.Create(),
+    VerifyCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
