@@ -8,5 +8,6 @@ internal static class BenchCommand
     public static Command Create() => new("bench", "Throughput benchmarks (model, preprocessing, end to end).")
     {
         BenchTokenizeCommand.Create(),
+        BenchPreprocessCommand.Create(),
     };
 }
