@@ -44,6 +44,13 @@ public static class CheckpointFile
                 file.Position = 0;
                 return PthReader.Read(path, file, stateDictPath);
             }
+            // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote bare pickles,
+            // which start with the PROTO opcode; a safetensors header length never starts with 0x80 0x02.
+            if (read >= 2 && magic[0] == 0x80 && magic[1] is >= 2 and <= 5)
+            {
+                throw new CheckpointFormatException(path,
+                    "this is a legacy (non-zip) torch.save file, which is not supported; re-save it with torch.save in PyTorch >= 1.6");
+            }
         }
         if (stateDictPath.Length > 0)
         {

@@ -225,6 +225,19 @@ public sealed class BadCheckpointTests
     }
 
     [Fact]
+    public void Read_WhenTheFileIsALegacyNonZipTorchSave_FailsSayingSo()
+    {
+        using var folder = NewTempFolder();
+        string path = folder.File("legacy.pth");
+        // Legacy torch.save starts with a pickled magic number: PROTO 2, LONG1 ...
+        File.WriteAllBytes(path, [0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, (byte)'.']);
+
+        var error = AssertFails(path);
+
+        Assert.Contains("legacy (non-zip) torch.save", error.Problem);
+    }
+
+    [Fact]
     public void Read_WhenTheFileDoesNotExist_ThrowsFileNotFound()
     {
         Assert.Throws<FileNotFoundException>(() => CheckpointFile.Read(Path.Combine(Data, "does-not-exist.pth")));
