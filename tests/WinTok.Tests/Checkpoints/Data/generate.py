@@ -77,6 +77,7 @@ def _make_function(module, name):
 
 _rebuild_tensor_v2 = _make_function(torch_utils, '_rebuild_tensor_v2')
 _rebuild_parameter = _make_function(torch_utils, '_rebuild_parameter')
+_rebuild_parameter_with_state = _make_function(torch_utils, '_rebuild_parameter_with_state')
 _rebuild_qtensor = _make_function(torch_utils, '_rebuild_qtensor')
 
 
@@ -92,9 +93,10 @@ class Storage:
 
 
 class Tensor:
-    def __init__(self, storage, offset, size, stride, parameter=False):
+    def __init__(self, storage, offset, size, stride, parameter=False, state=None):
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
         self.parameter = parameter
+        self.state = state
 
     def __reduce_ex__(self, protocol):
         if not self.parameter:
@@ -102,6 +104,9 @@ class Tensor:
                                          collections.OrderedDict()))
         # nn.Parameter.__reduce_ex__: (_rebuild_parameter, (data, requires_grad, backward_hooks))
         data = Tensor(self.storage, self.offset, self.size, self.stride)
+        if self.state is not None:
+            # A Parameter carrying Python attributes (torch >= 2.0)
+            return (_rebuild_parameter_with_state, (data, True, collections.OrderedDict(), self.state))
         return (_rebuild_parameter, (data, True, collections.OrderedDict()))
 
     def values(self):
@@ -252,6 +257,8 @@ def main():
     params['linear.weight'] = Tensor(w, 0, (2, 3), (3, 1), parameter=True)
     params['linear.bias'] = Tensor(Storage('FloatStorage', [1.0, -1.0]), 0, (2,), (1,), parameter=True)
     params['norm.running_mean'] = contiguous(Storage('HalfStorage', [0.5, 0.25]), (2,))
+    params['norm.weight'] = Tensor(Storage('BFloat16Storage', [2.0, -0.5]), 0, (2,), (1,), parameter=True,
+                                   state={'_is_hf_initialized': True})
     write_zip(os.path.join(OUT, 'parameters.pth'), 'parameters', params)
     expected['parameters'] = {k: t.expected() for k, t in params.items()}
 
