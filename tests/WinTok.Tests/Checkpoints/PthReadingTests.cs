@@ -197,6 +197,8 @@ public sealed class PthReadingTests
         var path = Assert.IsType<PythonObject>(args["path"]);
         Assert.Equal("pathlib.PurePosixPath", path.TypeName);
         Assert.Equal(["/", "tmp", "x"], path.Arguments);
+        Assert.Equal([3L, 256L, 256L], Assert.IsAssignableFrom<IReadOnlyList<object?>>(args["image_shape"]));
+        Assert.Equal(["only"], Assert.IsAssignableFrom<IReadOnlyList<object?>>(args["tags"]));
     }
 
     [Fact]
@@ -209,6 +211,8 @@ public sealed class PthReadingTests
         Assert.Equal(protocol2.Args["dtype"], protocol4.Args["dtype"]);
         Assert.Equal(protocol2.Args["big"], protocol4.Args["big"]);
         Assert.Equal(protocol2.Args["betas"], protocol4.Args["betas"]);
+        Assert.Equal(protocol2.Args["tags"], protocol4.Args["tags"]);
+        Assert.Equal(protocol2.Args["image_shape"], protocol4.Args["image_shape"]);
     }
 
     private static void AssertMatchesExpected(string set, Checkpoint checkpoint)

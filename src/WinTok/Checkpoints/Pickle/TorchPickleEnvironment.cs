@@ -61,6 +61,10 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         ("torch._utils", "_rebuild_parameter") => new Function("torch._utils._rebuild_parameter", RebuildParameter),
         ("torch._utils", "_rebuild_parameter_with_state") =>
             new Function("torch._utils._rebuild_parameter_with_state", RebuildParameter),
+        // torch.Size (a tuple) and protocol 2's set(list) are plain sequences to C#. Protocols < 3 name the
+        // builtins module by its Python 2 name, __builtin__.
+        ("torch", "Size") or ("builtins" or "__builtin__", "set" or "frozenset" or "list" or "tuple") =>
+            new Function($"{module}.{name}", arguments => arguments is [var items] ? items : new PyTuple([])),
         ("torch", _) when StorageTypes.TryGetValue(name, out var type) => new TorchStorageType($"torch.{name}", type),
         ("torch", _) when name.EndsWith("Storage", StringComparison.Ordinal) => new TorchStorageType($"torch.{name}", null),
         ("torch", _) when DTypes.Contains(name) => new TorchDType($"torch.{name}"),

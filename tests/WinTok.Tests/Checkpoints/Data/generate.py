@@ -66,6 +66,15 @@ for _name in ('float32', 'bfloat16', 'float16'):
     setattr(torch, _name, dtype(_name))
 
 
+class Size(tuple):
+    def __reduce__(self):
+        return (Size, (tuple(self),))
+
+
+Size.__module__ = 'torch'
+torch.Size = Size
+
+
 def _make_function(module, name):
     def f(*args):
         raise RuntimeError('stub only')
@@ -237,6 +246,8 @@ def views_args():
     args['blob'] = b'\x00\x01\x02'
     args['choice'] = ConfigChoice('gn')
     args['path'] = pathlib.PurePosixPath('/tmp/x')
+    args['image_shape'] = torch.Size([3, 256, 256])
+    args['tags'] = {'only'}               # protocol 2: builtins.set([...]); protocol 4: EMPTY_SET + ADDITEMS
     return args
 
 
