@@ -163,7 +163,18 @@ internal static class PillowResampler
                 fixed (byte* input = source)
                 fixed (byte* output = rented)
                 {
-                    for (var y = 0; y < rowCount; y++)
+                    var y = 0;
+                    if (pixelBytes == 4)
+                    {
+                        // Two rows share each output column's taps: one 256-bit multiply-add serves both.
+                        for (; y + 2 <= rowCount; y += 2)
+                        {
+                            var inRow = input + (long)(y + rowsFirst) * sourceStride;
+                            var outRow = output + (long)y * intermediateStride;
+                            HorizontalRowPair4(inRow, inRow + sourceStride, outRow, outRow + intermediateStride, horizontal);
+                        }
+                    }
+                    for (; y < rowCount; y++)
                     {
                         var inRow = input + (long)(y + rowsFirst) * sourceStride;
                         var outRow = output + (long)y * intermediateStride;
@@ -237,6 +248,31 @@ internal static class PillowResampler
                     sum += Widen(pixel + x * 4) * Vector128.Create(weights[x]);
                 }
                 *(uint*)(outRow + i * 4) = Clip(sum);
+            }
+        }
+    }
+
+    private static unsafe void HorizontalRowPair4(byte* rowA, byte* rowB, byte* outA, byte* outB, Taps taps)
+    {
+        fixed (int* allWeights = taps.Weights)
+        {
+            for (var i = 0; i < taps.Count; i++)
+            {
+                var offset = taps.Starts[i] * 4;
+                var weights = allWeights + i * taps.KernelSize;
+                var sum = Vector256.Create(Half);
+                for (var x = 0; x < taps.Lengths[i]; x++)
+                {
+                    // Pixel x of row A in lanes 0-3, of row B in lanes 4-7.
+                    var pair = ((ulong)Unsafe.ReadUnaligned<uint>(rowB + offset + x * 4) << 32) | Unsafe.ReadUnaligned<uint>(rowA + offset + x * 4);
+                    var bytes = Vector128.CreateScalarUnsafe(pair).AsByte();
+                    sum += Vector256.WidenLower(Vector128.WidenLower(bytes).ToVector256Unsafe()).AsInt32() * Vector256.Create(weights[x]);
+                }
+                var levels = Vector256.Clamp(Vector256.ShiftRightArithmetic(sum, PrecisionBits), Vector256<int>.Zero, Vector256.Create(255));
+                var shorts = Vector256.Narrow(levels, levels);
+                var packed = Vector256.Narrow(shorts, shorts).AsUInt64().GetElement(0);
+                *(uint*)(outA + i * 4) = (uint)packed;
+                *(uint*)(outB + i * 4) = (uint)(packed >> 32);
             }
         }
     }
