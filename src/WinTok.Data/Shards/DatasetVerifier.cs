@@ -41,7 +41,7 @@ public static class DatasetVerifier
         long rows = 0;
         foreach (var shard in manifest.Shards)
         {
-            await CheckFileAsync(dataset, shard.ErrorsPath, shard.ErrorsBytes, shard.ErrorsSha256, problems, cancellationToken);
+            var errorsExist = await CheckFileAsync(dataset, shard.ErrorsPath, shard.ErrorsBytes, shard.ErrorsSha256, problems, cancellationToken);
             if (await CheckFileAsync(dataset, shard.Path, shard.Bytes, shard.Sha256, problems, cancellationToken))
             {
                 try
@@ -52,6 +52,11 @@ public static class DatasetVerifier
                 {
                     problems.Add($"{shard.Path}: {e.GetType().Name}: {e.Message}");
                 }
+            }
+
+            if (!errorsExist)
+            {
+                continue;
             }
 
             try
