@@ -11,6 +11,8 @@ public static class CheckpointFile
 
     private static ReadOnlySpan<byte> ZipMagic => "PK\x03\x04"u8;
 
+    private static ReadOnlySpan<byte> LegacyTorchMagic => [0x80, 0x02, 0x8a, 0x0a];
+
     /// <summary>
     /// Reads a checkpoint, detecting the format from its first bytes: a zip (<c>PK\x03\x04</c>) is a
     /// <c>torch.save</c> file, anything else must be safetensors.
@@ -44,9 +46,10 @@ public static class CheckpointFile
                 file.Position = 0;
                 return PthReader.Read(path, file, stateDictPath);
             }
-            // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote bare pickles,
-            // which start with the PROTO opcode; a safetensors header length never starts with 0x80 0x02.
-            if (read >= 2 && magic[0] == 0x80 && magic[1] is >= 2 and <= 5)
+            // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote bare pickles that
+            // open with PROTO 2 and a LONG1 of 10 bytes (its magic number). As a safetensors header length those
+            // four bytes would mean ~177 MB, beyond the format's 100 MB limit, so no safetensors file starts so.
+            if (read == magic.Length && magic.SequenceEqual(LegacyTorchMagic))
             {
                 throw new CheckpointFormatException(path,
                     "this is a legacy (non-zip) torch.save file, which is not supported; re-save it with torch.save in PyTorch >= 1.6");

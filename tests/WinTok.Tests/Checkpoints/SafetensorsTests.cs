@@ -172,6 +172,21 @@ public sealed class SafetensorsTests
         Assert.Equal("{", Encoding.UTF8.GetString(File.ReadAllBytes(folder.File("t.safetensors")), 8, 1));
     }
 
+    [Fact]
+    public void Read_SafetensorsWhoseHeaderLengthStartsLikeAPickle_IsNotMistakenForALegacyTorchFile()
+    {
+        // Header length 640 is stored as 80 02 00 ..., the same two bytes a legacy torch.save pickle starts with.
+        using var folder = NewTempFolder();
+        string path = folder.File("640.safetensors");
+        string json = "{\"x\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}";
+        byte[] header = Encoding.UTF8.GetBytes(json.PadRight(640));
+        File.WriteAllBytes(path, [.. BitConverter.GetBytes(640UL), .. header, .. BitConverter.GetBytes(2.5f)]);
+
+        using var checkpoint = CheckpointFile.Read(path);
+
+        Assert.Equal(2.5f, checkpoint.StateDict["x"].item<float>());
+    }
+
     /// <summary>Distinct, edge-heavy values per dtype (NaN, ±inf, -0, extremes), so a byte slip cannot pass.</summary>
     internal static Tensor Sample(ScalarType type, long[] shape)
     {
