@@ -275,6 +275,39 @@ public sealed class BadCheckpointTests
     }
 
     [Fact]
+    public void Read_WhenAnySafetensorsHeaderByteIsCorrupted_FailsOnlyWithCheckpointFormatException()
+    {
+        using var folder = NewTempFolder();
+        string original = folder.File("original.safetensors");
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+        {
+            var tensors = new Dictionary<string, TorchSharp.torch.Tensor>
+            {
+                ["a"] = SafetensorsTests.Sample(TorchSharp.torch.ScalarType.Float32, [2, 3]),
+                ["b"] = SafetensorsTests.Sample(TorchSharp.torch.ScalarType.Int64, [4]),
+            };
+            Safetensors.Write(original, tensors, new Dictionary<string, string> { ["k"] = "v" });
+        }
+        byte[] bytes = File.ReadAllBytes(original);
+        int headerEnd = 8 + (int)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        string path = folder.File("corrupt.safetensors");
+        for (int at = 0; at < headerEnd; at++)
+        {
+            var copy = (byte[])bytes.Clone();
+            copy[at] ^= 0x5a;
+            File.WriteAllBytes(path, copy);
+            try
+            {
+                CheckpointFile.Read(path).Dispose();
+            }
+            catch (CheckpointFormatException)
+            {
+                // expected for most positions
+            }
+        }
+    }
+
+    [Fact]
     public void Read_WhenThePthIsTruncatedAnywhere_FailsOnlyWithCheckpointFormatException()
     {
         using var folder = NewTempFolder();
