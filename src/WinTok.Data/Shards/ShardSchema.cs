@@ -41,6 +41,9 @@ internal static class ShardSchema
     public const string MetaSemanticShape = "wintok.semantic_tokens.shape";
     public const string MetaPooledShape = "wintok.semantic_pooled.shape";
 
+    // The manifest is indented for people; metadata values stay on one line for tools that print them.
+    private static readonly JsonSerializerOptions CompactJson = new(ShardJsonContext.Default.Options) { WriteIndented = false };
+
     public static string ShardPath(int partition) => $"shards/part-{partition:D6}.parquet";
 
     public static string ErrorsPath(int partition) => $"errors/part-{partition:D6}.parquet";
@@ -93,7 +96,7 @@ internal static class ShardSchema
             [MetaCheckpointSha256] = metadata.CheckpointSha256,
             [MetaModelConfig] = metadata.ModelConfigJson,
             [MetaPreprocessing] = metadata.Preprocessing,
-            [MetaLayout] = JsonSerializer.Serialize(layout, ShardJsonContext.Default.TokenLayout),
+            [MetaLayout] = JsonSerializer.Serialize(layout, CompactJson.GetTypeInfo(typeof(TokenLayout))),
             [MetaNumCodebooks] = layout.NumCodebooks.ToString(CultureInfo.InvariantCulture),
             [MetaCodebookSize] = layout.CodebookSize.ToString(CultureInfo.InvariantCulture),
             [MetaPositions] = layout.Positions.ToString(CultureInfo.InvariantCulture),

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Parquet;
 using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
 
@@ -107,5 +108,41 @@ public sealed class DatasetVerifierTests
         var result = await DatasetVerifier.VerifyAsync(dataset.Store, Token);
 
         Assert.Contains("cannot read manifest", Assert.Single(result.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task VerifyAsync_WhenATokenColumnDoesNotMatchTheLayoutShape_ReportsIt()
+    {
+        using var dataset = new TempDataset();
+        var metadata = TestDatasets.Metadata(new TokenLayout(4, 4096, 16, "4x4"));
+        // A shard whose metadata promises 64 pixel tokens per row while its rows hold 60: only a writer bug or a
+        // foreign tool could produce it, so it is written here with Parquet.Net directly.
+        var committed = await dataset.Store.CommitAsync("shards/part-000000.parquet", async (stream, ct) =>
+        {
+            var schema = ShardSchema.Build(metadata.Layout);
+            var fields = schema.GetDataFields();
+            await using var writer = await ParquetWriter.CreateAsync(schema, stream, cancellationToken: ct);
+            writer.CustomMetadata = ShardSchema.FileMetadata(metadata, 0);
+            using var rowGroup = writer.CreateRowGroup();
+            await rowGroup.WriteAsync<long>(fields[0], new long[] { 0, 1 }, cancellationToken: ct);
+            await rowGroup.WriteAsync(fields[1], new[] { "a", "b" });
+            await rowGroup.WriteAsync(fields[2], new[] { "s", "s" });
+            await rowGroup.WriteAsync(fields[3], new[] { new byte[32], new byte[32] });
+            await rowGroup.WriteAsync<int>(fields[4], new[] { 1, 1 }, cancellationToken: ct);
+            await rowGroup.WriteAsync<int>(fields[5], new[] { 1, 1 }, cancellationToken: ct);
+            await rowGroup.WriteAsync<int>(fields[6], new int?[] { null, null }.AsMemory(), cancellationToken: ct);
+            await rowGroup.WriteAsync(fields[7], new string?[] { null, null });
+            var repetition = Enumerable.Range(0, 120).Select(i => i % 60 == 0 ? 0 : 1).ToArray();
+            await rowGroup.WriteAllPartsAsync<ushort>(fields[8], new ushort[120], Enumerable.Repeat(2, 120).ToArray(), repetition, ct);
+        }, Token);
+        var errors = await dataset.Store.CommitAsync("errors/part-000000.parquet",
+            (stream, ct) => FailureFile.WriteAsync(stream, [], metadata, 0, ct), Token);
+        await ManifestWriter.WriteAsync(dataset.Store, metadata,
+            [new ShardInfo(0, committed.Path, 2, committed.Bytes, committed.Sha256, [2], errors.Path, 0, errors.Bytes, errors.Sha256)], Token);
+
+        var result = await DatasetVerifier.VerifyAsync(dataset.Store, Token);
+
+        var problem = Assert.Single(result.Problems);
+        Assert.Contains("pixel_tokens holds 120 values for 2 rows, layout expects 64 per row", problem, StringComparison.Ordinal);
     }
 }
