@@ -23,7 +23,7 @@ AZURITE_PREFERRED_PORT=10000
 # Seconds each server may take to accept connections before start fails.
 START_TIMEOUT=${WINTOK_SERVICES_TIMEOUT:-120}
 # The broker closes a channel whose delivery stays unacked this long (ms). RabbitMQ 3.10 (Debian 12) has only this
-# node-wide setting: the per-queue x-consumer-timeout argument and consumer-timeout policy arrived in 3.12. Workers
+# node-wide setting: the per-queue x-consumer-timeout argument and consumer-timeout policy arrived in 3.11.15. Workers
 # keep every partition well below it (JobQueueOptions.HandlerTimeout, default 25 min).
 RABBITMQ_CONSUMER_TIMEOUT_MS=${WINTOK_RABBITMQ_CONSUMER_TIMEOUT_MS:-1800000}
 AZURITE_VERSION=3.37.0
@@ -243,6 +243,20 @@ azurite_start() {
 azurite_stop() { stop_pid azurite "$AZ_DIR/azurite.pid"; }
 
 # ---------------------------------------------------------------- commands
+# One apt-get call for every missing Debian package, with the npm install of Azurite running beside it when npm is
+# already there (on a fresh machine the two downloads overlap instead of adding up).
+install_missing() {
+  local packages=() npm_job=""
+  [ -x "$RMQ_BIN/rabbitmq-server" ] || packages+=(rabbitmq-server)
+  { [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ]; } || packages+=(postgresql)
+  if [ -z "$(azurite_bin)" ]; then
+    if command -v npm > /dev/null; then azurite_install & npm_job=$!; else packages+=(nodejs npm); fi
+  fi
+  if [ "${#packages[@]}" -gt 0 ]; then log "installing ${packages[*]} (apt)"; apt_install "${packages[@]}"; fi
+  [ -n "$(azurite_bin)" ] || [ -n "$npm_job" ] || azurite_install
+  if [ -n "$npm_job" ]; then wait "$npm_job" || die "azurite install failed"; fi
+}
+
 write_env() {
   cat > "$ENV_FILE" <<EOF
 # Written by deploy/services.sh: connection strings of the local throwaway servers (loopback only).
@@ -268,8 +282,7 @@ AZURITE_PORT=$(choose_port azurite "$AZURITE_PREFERRED_PORT" "${WINTOK_AZURITE_P
 case "${1:-}" in
   start)
     started=$(date +%s)
-    # Installs run one after another (apt holds a lock); the three servers then boot side by side.
-    rabbitmq_install; postgres_install; azurite_install
+    install_missing
     rabbitmq_start & r=$!
     postgres_start & p=$!
     azurite_start & a=$!

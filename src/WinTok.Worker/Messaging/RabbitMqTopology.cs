@@ -6,7 +6,7 @@ namespace WinTok.Worker.Messaging;
 /// Declares one message type's queues (idempotent; publisher and consumer both call it at start):
 /// a durable quorum work queue with a delivery limit, dead-lettering at-least-once into a direct exchange that routes
 /// to the dead-letter queue. At-least-once dead-lettering (RabbitMQ ≥ 3.10) keeps a dead letter until the dead-letter
-/// queue confirms it, and requires <c>overflow = reject-publish</c>. RabbitMQ 3.10 (Debian 12) ignores a per-queue
+/// queue confirms it, and requires <c>overflow = reject-publish</c>. RabbitMQ 3.10 (Debian 12) predates the per-queue (3.11.15+)
 /// consumer timeout, so the broker-wide <c>consumer_timeout</c> is set in deploy/services.sh instead.
 /// </summary>
 internal static class RabbitMqTopology
