@@ -20,7 +20,13 @@ public static class FileStores
                 throw new ArgumentException($"{location} is a blob location, but no blob connection is configured", nameof(location));
             }
 
-            var (container, prefix) = SplitBlobLocation(location);
+            var (account, container, prefix) = SplitBlobLocation(location);
+            if (account is not null && !string.Equals(account, blobService.AccountName, StringComparison.OrdinalIgnoreCase))
+            {
+                // The URI only names the place; credentials come from blobService, which must be for the same account.
+                throw new ArgumentException($"{location} is in storage account {account}, but the blob connection is for {blobService.AccountName}", nameof(location));
+            }
+
             return new BlobFileStore(blobService.GetBlobContainerClient(container), prefix);
         }
 
@@ -33,17 +39,17 @@ public static class FileStores
         || location.StartsWith("https://", StringComparison.Ordinal)
         || location.StartsWith("http://", StringComparison.Ordinal);
 
-    private static (string Container, string Prefix) SplitBlobLocation(string location)
+    private static (string? Account, string Container, string Prefix) SplitBlobLocation(string location)
     {
         if (location.StartsWith("az://", StringComparison.Ordinal))
         {
             var rest = location["az://".Length..];
             var slash = rest.IndexOf('/', StringComparison.Ordinal);
-            return slash < 0 ? (rest, "") : (rest[..slash], rest[(slash + 1)..]);
+            return slash < 0 ? (null, rest, "") : (null, rest[..slash], rest[(slash + 1)..]);
         }
 
         // BlobUriBuilder knows both account-host URIs and Azurite's path-style ones (account name in the path).
         var uri = new BlobUriBuilder(new Uri(location));
-        return (uri.BlobContainerName, uri.BlobName ?? "");
+        return (uri.AccountName is { Length: > 0 } a ? a : null, uri.BlobContainerName, uri.BlobName ?? "");
     }
 }
