@@ -347,7 +347,7 @@ public sealed class BadCheckpointTests
     }
 
     /// <summary>Copies a zip entry by entry (stored, like torch.save), letting <paramref name="edit"/> change contents.</summary>
-    private static void RewriteZip(string source, string target, Func<string, byte[], byte[]> edit)
+    internal static void RewriteZip(string source, string target, Func<string, byte[], byte[]> edit)
     {
         using var input = ZipFile.OpenRead(source);
         using var output = ZipFile.Open(target, ZipArchiveMode.Create);

@@ -215,6 +215,48 @@ public sealed class PthReadingTests
         Assert.Equal(protocol2.Args["image_shape"], protocol4.Args["image_shape"]);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Read_ArgsThatReferToThemselvesOrShareValues_ConvertsOnceAndMarksTheCycle()
+    {
+        using var folder = NewTempFolder();
+        string path = folder.File("graph.pth");
+        BadCheckpointTests.RewriteZip(DataFile("views.pth"), path,
+            (name, data) => name.EndsWith("data.pkl", StringComparison.Ordinal) ? GraphPickle(levels: 80) : data);
+
+        // 80 levels of [previous, previous] are 2^80 paths: only sharing converted values makes this finish.
+        using var checkpoint = await Task.Run(() => CheckpointFile.Read(path), TestContext.Current.CancellationToken);
+
+        var cycle = Assert.IsAssignableFrom<IReadOnlyList<object?>>(checkpoint.Args["cycle"]);
+        Assert.Equal("<recursive reference>", Assert.IsType<PythonObject>(cycle[0]).TypeName);
+        var shared = Assert.IsAssignableFrom<IReadOnlyList<object?>>(checkpoint.Args["shared"]);
+        Assert.Same(shared[0], shared[1]);
+        Assert.Empty(checkpoint.StateDict);
+    }
+
+    /// <summary>{'args': {'cycle': l where l = [l], 'shared': x80 where x(i) = [x(i-1), x(i-1)]}, 'trainer': {'unitok': {}}}</summary>
+    private static byte[] GraphPickle(int levels)
+    {
+        var pickle = new List<byte> { 0x80, 2, (byte)'}' };
+        void Text(string text) => pickle.AddRange([0x8c, (byte)text.Length, .. System.Text.Encoding.ASCII.GetBytes(text)]);
+        Text("args");
+        pickle.Add((byte)'}');
+        Text("cycle");
+        pickle.AddRange([(byte)']', (byte)'q', 250, (byte)'h', 250, (byte)'a', (byte)'s']);
+        Text("shared");
+        pickle.AddRange([(byte)']', (byte)'q', 0, (byte)'0']);
+        for (int level = 1; level <= levels; level++)
+        {
+            byte previous = (byte)(level - 1);
+            pickle.AddRange([(byte)']', (byte)'h', previous, (byte)'a', (byte)'h', previous, (byte)'a', (byte)'q', (byte)level, (byte)'0']);
+        }
+        pickle.AddRange([(byte)'h', (byte)levels, (byte)'s', (byte)'s']);
+        Text("trainer");
+        pickle.Add((byte)'}');
+        Text("unitok");
+        pickle.AddRange([(byte)'}', (byte)'s', (byte)'s', (byte)'.']);
+        return [.. pickle];
+    }
+
     private static void AssertMatchesExpected(string set, Checkpoint checkpoint)
     {
         using var expected = JsonDocument.Parse(File.ReadAllText(DataFile("expected.json")));

@@ -7,28 +7,52 @@ namespace WinTok.Checkpoints.Pickle;
 /// float → double, str → string, bool, None → null, bytes → byte[], dtype → "torch.bfloat16",
 /// list/tuple/set → IReadOnlyList, dict → IReadOnlyDictionary with string keys, anything else → PythonObject.
 /// </summary>
-internal static class PythonValueConverter
+/// <remarks>
+/// Pickles are graphs, not trees: a container can appear many times (converted once, then shared) or contain
+/// itself (the inner reference becomes a placeholder). Without both, a crafted file could make the conversion
+/// exponential or endless.
+/// </remarks>
+internal sealed class PythonValueConverter
 {
-    // Pickles can describe cycles (a list containing itself); past this depth the value becomes a placeholder.
+    // Deeper values become placeholders, which keeps the recursion far from the thread's stack limit.
     private const int MaxDepth = 64;
 
-    public static IReadOnlyDictionary<string, object?> ToDictionary(PyDict dict) => ConvertDict(dict, 0);
+    private readonly Dictionary<object, object?> converted = new(ReferenceEqualityComparer.Instance);
+    private readonly HashSet<object> inProgress = new(ReferenceEqualityComparer.Instance);
 
-    public static object? Convert(object? value) => Convert(value, 0);
-
-    private static object? Convert(object? value, int depth)
+    private PythonValueConverter()
     {
+    }
+
+    public static IReadOnlyDictionary<string, object?> ToDictionary(PyDict dict) =>
+        (IReadOnlyDictionary<string, object?>)new PythonValueConverter().Convert(dict, 0)!;
+
+    private object? Convert(object? value, int depth)
+    {
+        switch (value)
+        {
+            case null or bool or long or System.Numerics.BigInteger or double or string or byte[]:
+                return value;
+            case TorchDType dtype:
+                return dtype.Name;
+        }
+        if (converted.TryGetValue(value, out object? done))
+        {
+            return done;
+        }
         if (depth > MaxDepth)
         {
             return new PythonObject("<nested too deeply>", [], null);
         }
-        return value switch
+        if (!inProgress.Add(value))
         {
-            null or bool or long or System.Numerics.BigInteger or double or string or byte[] => value,
-            TorchDType dtype => dtype.Name,
+            return new PythonObject("<recursive reference>", [], null);
+        }
+        object? result = value switch
+        {
             PyTuple tuple => tuple.Items.Select(item => Convert(item, depth + 1)).ToArray(),
             List<object?> list => list.Select(item => Convert(item, depth + 1)).ToArray(),
-            PyDict dict => ConvertDict(dict, depth + 1),
+            PyDict dict => ConvertDict(dict, depth),
             PyInstance instance => new PythonObject(
                 instance.TypeName,
                 instance.Arguments.Select(argument => Convert(argument, depth + 1)).ToArray(),
@@ -38,9 +62,12 @@ internal static class PythonValueConverter
             TorchStorageType storageType => new PythonObject(storageType.Name, [], null),
             _ => new PythonObject(value.GetType().Name, [], null),
         };
+        inProgress.Remove(value);
+        converted[value] = result;
+        return result;
     }
 
-    private static IReadOnlyDictionary<string, object?> ConvertDict(PyDict dict, int depth)
+    private IReadOnlyDictionary<string, object?> ConvertDict(PyDict dict, int depth)
     {
         var result = new OrderedDictionary<string, object?>();
         foreach (var (key, value) in dict.Items)
