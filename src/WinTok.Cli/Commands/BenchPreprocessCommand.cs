@@ -43,10 +43,10 @@ internal static class BenchPreprocessCommand
                 parseResult.GetValue(reduced));
             Console.WriteLine($"Fixtures: {settings.FixtureFolder}; {Environment.ProcessorCount} processors; {settings.Duration.TotalSeconds:F0}s per run");
             Console.WriteLine();
-            Console.WriteLine("| workload | mode | threads | images/s | images/s per thread | ms/image per thread |");
+            Console.WriteLine("| workload | mode | threads | images/s (wall) | images/s per thread (wall) | images per CPU-second |");
             Console.WriteLine("|---|---|---:|---:|---:|---:|");
             PreprocessBenchmark.Run(settings, m => Console.WriteLine(
-                $"| {m.Workload} | {m.Mode} | {m.Threads} | {m.ImagesPerSecond:F1} | {m.ImagesPerSecondPerThread:F1} | {m.MillisecondsPerImage:F2} |"),
+                $"| {m.Workload} | {m.Mode} | {m.Threads} | {m.ImagesPerSecond:F1} | {m.ImagesPerSecondPerThread:F1} | {m.ImagesPerCpuSecond:F1} |"),
                 cancellationToken);
             return Task.FromResult(0);
         });
