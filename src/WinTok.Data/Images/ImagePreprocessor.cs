@@ -187,8 +187,13 @@ public sealed class ImagePreprocessor
 
     /// <summary>
     /// The size to decode at: the full image, or with <see cref="PreprocessOptions.ReducedScaleJpegDecode"/> the
-    /// smallest libjpeg DCT scale (1/8, 1/4, 1/2) whose shorter side is still at least the output size.
+    /// smallest libjpeg DCT scale (1/8, 1/4, 1/2) whose shorter side is still at least twice the output size.
     /// </summary>
+    /// <remarks>
+    /// The factor of two leaves the bicubic filter at least a 2x downscale to antialias: with a factor of one the
+    /// fixtures' mean error was 0.58 to 0.96 level (max 37), with two it is 0.17 to 0.37 (max 15), for a similar
+    /// speed-up, since entropy decoding, which DCT scaling does not shorten, dominates large JPEGs.
+    /// </remarks>
     private (int Width, int Height) DecodeSize(SKCodec codec, SourceFormat format, int width, int height)
     {
         if (!options.ReducedScaleJpegDecode || format.Name != "jpeg")
@@ -198,7 +203,7 @@ public sealed class ImagePreprocessor
         foreach (var scale in (ReadOnlySpan<float>)[0.125f, 0.25f, 0.5f])
         {
             var scaled = codec.GetScaledDimensions(scale);
-            if (Math.Min(scaled.Width, scaled.Height) >= options.ImageSize && scaled.Width < width)
+            if (Math.Min(scaled.Width, scaled.Height) >= 2 * options.ImageSize && scaled.Width < width)
             {
                 return (scaled.Width, scaled.Height);
             }

@@ -22,7 +22,7 @@ public sealed class PreprocessOptions
 
     /// <summary>
     /// Decode large JPEGs at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when the shorter side stays at least
-    /// <see cref="ImageSize"/>. Much faster for big photos but no longer bit-exact with the reference: see
+    /// twice <see cref="ImageSize"/>. Much faster for big photos but no longer bit-exact with the reference: see
     /// docs/preprocessing.md for the measured error.
     /// </summary>
     /// <value>false: bit-exact reference preprocessing.</value>
