@@ -126,9 +126,12 @@ public sealed class ImagePreprocessor
     {
         var header = codec.Info;
         var gray = header.ColorType == SKColorType.Gray8 && format.ResizeMode != PillowResizeMode.BicubicPremultiplied;
-        // Pillow premultiplies only RGBA/LA images; a PNG's colour type says which those are, other formats'
-        // alpha is what Skia reports (WebP opens as RGBA in Pillow exactly when it has alpha).
-        var premultiply = !gray && (format.ResizeMode == PillowResizeMode.BicubicPremultiplied
+        var geometry = ReferenceGeometry.For(width, height, options.ImageSize);
+        // Pillow premultiplies only RGBA/LA images, and only when it resizes: torchvision skips the resize of an
+        // image whose shorter side already has the size. A PNG's colour type says which images are RGBA/LA; for
+        // other formats Skia's alpha decides (Pillow opens a WebP as RGBA exactly when it has alpha).
+        var resized = geometry.ResizedWidth != width || geometry.ResizedHeight != height;
+        var premultiply = !gray && resized && (format.ResizeMode == PillowResizeMode.BicubicPremultiplied
             || (format.Name is not "png" && format.ResizeMode == PillowResizeMode.Bicubic && header.AlphaType != SKAlphaType.Opaque));
         var pixelBytes = gray ? 1 : 4;
 
@@ -163,7 +166,6 @@ public sealed class ImagePreprocessor
             {
                 Premultiply(source);
             }
-            var geometry = ReferenceGeometry.For(width, height, size);
             var window = cropped.AsSpan(0, size * size * pixelBytes);
             if (format.ResizeMode == PillowResizeMode.Nearest)
             {

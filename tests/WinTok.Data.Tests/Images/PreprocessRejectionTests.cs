@@ -119,6 +119,28 @@ public sealed class PreprocessRejectionTests
         Assert.True(result.Succeeded, result.Rejection?.Message);
     }
 
+    [Fact]
+    public void Preprocess_WhenRgbaShorterSideIsAlreadyTheSize_CropsWithoutPremultiplying()
+    {
+        // torchvision skips Resize here, so Pillow never premultiplies: colour under partial alpha passes unchanged.
+        var png = TestImages.Encode("kite_2560x1600.jpg", 256, 300, SKEncodedImageFormat.Png, withAlpha: true);
+        using var decoded = SKBitmap.Decode(png, new SKImageInfo(256, 300, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var levels = new byte[preprocessor.ValuesPerImage];
+
+        var result = preprocessor.Preprocess(png, levels);
+
+        Assert.True(result.Succeeded, result.Rejection?.Message);
+        const int top = 22; // round((300 - 256) / 2)
+        for (var y = 0; y < 256; y++)
+        {
+            for (var x = 0; x < 256; x++)
+            {
+                var pixel = decoded.GetPixel(x, y + top);
+                Assert.Equal((pixel.Red, pixel.Green, pixel.Blue), (levels[y * 256 + x], levels[65536 + y * 256 + x], levels[131072 + y * 256 + x]));
+            }
+        }
+    }
+
     private ImageRejection AssertRejected(byte[] input, ImageRejectionReason expected)
     {
         var result = preprocessor.Preprocess(input, new byte[preprocessor.ValuesPerImage]);
