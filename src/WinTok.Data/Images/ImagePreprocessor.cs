@@ -34,6 +34,16 @@ public sealed class ImagePreprocessor
     /// <summary>Values per image in CHW order: 3 x <see cref="ImageSize"/> x <see cref="ImageSize"/>.</summary>
     public int ValuesPerImage => 3 * options.ImageSize * options.ImageSize;
 
+    /// <summary>
+    /// What this preprocessing is, for shard metadata and preprocessing hashes: it names everything that can change
+    /// the output pixels or which inputs are rejected (transform version, size, decoder version, exact or
+    /// reduced-scale decoding, pixel limit).
+    /// </summary>
+    public string Description =>
+        $"wintok-reference-eval/1 size={options.ImageSize} resize=shorter-side,pillow-bicubic-antialias crop=center " +
+        $"output=rgb-chw decoder=skiasharp-{typeof(SKCodec).Assembly.GetName().Version} " +
+        $"jpeg={(options.ReducedScaleJpegDecode ? "reduced-scale" : "exact")} max-pixels={options.MaxPixels}";
+
     /// <summary>The model input value of 8-bit level <paramref name="level"/>: <c>(level / 255 - 0.5) / 0.5</c> in float32.</summary>
     public static float LevelToValue(byte level) => LevelValues[level];
 
