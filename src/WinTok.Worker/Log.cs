@@ -104,6 +104,12 @@ internal static partial class Log
     [LoggerMessage(4013, LogLevel.Warning, "Job {JobId} partition {Partition} failed on {Worker}: {Error}")]
     public static partial void PartitionFailed(ILogger logger, Guid jobId, int partition, string worker, string error);
 
+    [LoggerMessage(4014, LogLevel.Warning, "Lost the lease of job {JobId} partition {Partition} held by {Worker}; cancelling its work")]
+    public static partial void LeaseLost(ILogger logger, Guid jobId, int partition, string worker);
+
+    [LoggerMessage(4015, LogLevel.Error, "Could not renew the lease of job {JobId} partition {Partition} held by {Worker}")]
+    public static partial void LeaseRenewalFailed(ILogger logger, Exception exception, Guid jobId, int partition, string worker);
+
     [LoggerMessage(4020, LogLevel.Information, "Job {JobId} succeeded: every partition is committed")]
     public static partial void CompletedJob(ILogger logger, Guid jobId);
 

@@ -1,6 +1,7 @@
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
 using WinTok.Worker.Extensions;
 using WinTok.Worker.Results;
 
@@ -157,6 +158,25 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
         Assert.Equal((ClaimOutcome.Claimed, 2), (retried.Outcome, retried.Attempt));
         var jobs = await results.ListJobsAsync(10, JobStatus.Running, Token);
         Assert.Equal(jobId, Assert.Single(jobs).Id);
+    }
+
+    [Fact]
+    public async Task PartitionLease_WhileHeld_KeepsOthersOutAndCancelsWorkWhenTheLeaseIsLost()
+    {
+        var results = await RepositoryAsync(ResultsProvider.Postgres);
+        var jobId = await NewJobAsync(results, partitions: 1);
+        var lease = TimeSpan.FromMilliseconds(600);
+        Assert.Equal(ClaimOutcome.Claimed, (await results.TryClaimPartitionAsync(jobId, 0, "w1", lease, Token)).Outcome);
+
+        await using var held = PartitionLease.Hold(results, jobId, 0, "w1", lease, TimeProvider.System, NullLogger.Instance, Token);
+        await Task.Delay(lease * 3, Token);
+        var meanwhile = await results.TryClaimPartitionAsync(jobId, 0, "w2", lease, Token);
+        await results.CommitPartitionAsync(Commit(jobId, 0, "w2", "sha"), [], Token); // someone else finished it
+        var cancelled = await ServicesFixture.EventuallyAsync(() => Task.FromResult(held.Token.IsCancellationRequested), TimeSpan.FromSeconds(5));
+
+        Assert.Equal(ClaimOutcome.LeasedByAnother, meanwhile.Outcome);
+        Assert.True(cancelled);
+        Assert.True(held.IsLost);
     }
 
     [Theory]

@@ -55,7 +55,8 @@ public sealed class ServicesFixture
     /// <summary>Drops every table of the test database (the schema is recreated by the migrator under test).</summary>
     public async Task ResetPostgresAsync()
     {
-        await using var connection = new NpgsqlConnection(Postgres);
+        // Unpooled: a pooled connection may predate a server restart by another test.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Postgres) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(TestContext.Current.CancellationToken);
         await using var command = new NpgsqlCommand("DROP SCHEMA public CASCADE; CREATE SCHEMA public;", connection);
         await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
