@@ -95,10 +95,8 @@ internal static class BenchTokenizeCommand
     {
         var copy = new WinTokModel(weights.Config);
         copy.load_state_dict(weights.state_dict());
-        copy.eval();
         copy.to(device);
-        if (dtype != ScalarType.Float32) copy.UseComputePrecision(dtype);
-        return copy;
+        return copy.PrepareForInference(dtype);
     }
 
     private static double Time(Device device, int iters, Action step)

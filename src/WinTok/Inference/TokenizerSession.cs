@@ -32,9 +32,8 @@ public sealed class TokenizerSession : IDisposable
     {
         this.model = model;
         this.device = device;
-        model.eval();
         if (device.type != DeviceType.CPU) model.to(device);
-        if (computeDtype != ScalarType.Float32) model.UseComputePrecision(computeDtype);
+        model.PrepareForInference(computeDtype);
     }
 
     public WinTokModel Model => model;

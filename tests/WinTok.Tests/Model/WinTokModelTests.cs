@@ -73,6 +73,22 @@ public sealed class WinTokModelTests
     }
 
     [Fact]
+    public void PrepareForInference_InFloat32_StillGivesTheReferenceTokens()
+    {
+        using var model = TinyModels.LoadReferenceTiny().PrepareForInference(ScalarType.Float32);
+        using var io = new DisposableDictionary(Safetensors.Read(Path.Combine(CheckpointTestFiles.Reference, "tiny.io.safetensors")).Tensors);
+        using var noGrad = no_grad();
+
+        using var indices = model.ImageToIndices(io["input"]);
+        using var recon = model.IndicesToImage(indices);
+
+        var attention = model.modules().OfType<SiglipAttention>().ToList();
+        Assert.Equal(4, attention.Count(a => a.IsFused)); // 2 encoder + 2 decoder layers
+        Assert.True(indices.equal(io["indices"]).all().item<bool>());
+        Assert.True((recon - io["recon_from_indices"]).abs().max().item<float>() <= 1e-4);
+    }
+
+    [Fact]
     public void Shapes_OfEveryOperation_AreTheDocumentedOnes()
     {
         using var model = new WinTokModel(TinyModels.Tiny);
@@ -139,5 +155,15 @@ public sealed class WinTokModelTests
         // Measured 2026-11-22 on CPU: see docs/benchmarks.md. Codes near a tie flip under bf16 rounding.
         Assert.InRange(agreement, 0.80f, 1.0f);
         TestContext.Current.SendDiagnosticMessage($"bf16 vs fp32 token agreement on the tiny reference model: {agreement:P2}");
+    }
+}
+
+internal sealed class DisposableDictionary(Dictionary<string, TorchSharp.torch.Tensor> tensors) : IDisposable
+{
+    public TorchSharp.torch.Tensor this[string name] => tensors[name];
+
+    public void Dispose()
+    {
+        foreach (var tensor in tensors.Values) tensor.Dispose();
     }
 }

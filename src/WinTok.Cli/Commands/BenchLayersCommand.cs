@@ -1,0 +1,98 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using TorchSharp;
+using TorchSharp.Modules;
+using WinTok.Model;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WinTok.Cli.Commands;
+
+/// <summary>
+/// `wintok bench layers`: milliseconds per call of each building block of the so400m encoder at serving shapes, to see
+/// where tokenize time goes (no profiler binding exists in TorchSharp).
+/// </summary>
+internal static class BenchLayersCommand
+{
+    public static Command Create()
+    {
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 128 };
+        var semanticTokens = new Option<int>("--semantic-tokens") { DefaultValueFactory = _ => 32 };
+        var command = new Command("layers", "Per-block timings of the encoder at serving shapes (CUDA).") { batch, semanticTokens };
+        command.SetAction(parse => Run(parse.GetValue(batch), parse.GetValue(semanticTokens)));
+        return command;
+    }
+
+    private static int Run(int batch, int semanticTokens)
+    {
+        var device = cuda.is_available() ? CUDA : CPU;
+        var shape = EncoderShape.So400m16x256;
+        var (d, inner, heads) = (shape.HiddenSize, shape.IntermediateSize, shape.Heads);
+        var t = shape.NumPatches + semanticTokens;
+        using var inference = inference_mode();
+        using var x = randn([batch, t, d], device: device, dtype: bfloat16);
+        using var wide = randn([batch, t, inner], device: device, dtype: bfloat16);
+
+        Linear Make(int i, int o) { var l = nn.Linear(i, o); l.to(device); l.to(bfloat16); return l; }
+        using var qkv = Make(d, 3 * d);
+        using var square = Make(d, d);
+        using var up = Make(d, inner);
+        using var down = Make(inner, d);
+        using var norm = nn.LayerNorm(d, 1e-6); norm.to(device); norm.to(bfloat16);
+        Print("linear D->3D", Time(device, () => qkv.call(x).Dispose()));
+        Print("linear D->D", Time(device, () => square.call(x).Dispose()));
+        Print("linear D->I", Time(device, () => up.call(x).Dispose()));
+        Print("linear I->D", Time(device, () => down.call(wide).Dispose()));
+        Print("layer_norm", Time(device, () => norm.call(x).Dispose()));
+        Print("gelu_tanh (B,T,I)", Time(device, () => F.gelu(wide, GELU.Approximate.tanh).Dispose()));
+        Print("add (B,T,D)", Time(device, () => (x + x).Dispose()));
+
+        using var q = randn([batch, heads, t, d / heads], device: device, dtype: bfloat16);
+        Print("sdpa (math allowed)", Time(device, () => F.scaled_dot_product_attention(q, q, q).Dispose()));
+        var math = backends.cuda.math_sdp_enabled();
+        backends.cuda.enable_math_sdp(false);
+        try
+        {
+            Print("sdpa (fused only)", Time(device, () => F.scaled_dot_product_attention(q, q, q).Dispose()));
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine($"LAYER sdpa (fused only) unavailable: {e.Message.Split('\n')[0]}");
+        }
+        backends.cuda.enable_math_sdp(math);
+        Console.WriteLine($"LAYER flash_sdp_enabled={backends.cuda.flash_sdp_enabled()} math_sdp_enabled={backends.cuda.math_sdp_enabled()}");
+
+        using var layer = new SiglipEncoderLayer(d, heads, inner, 1e-6);
+        layer.to(device); layer.to(bfloat16);
+        Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
+        foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
+        Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
+
+        using var projection = new AttnProjection(d, 32, 4);
+        projection.to(device);
+        using var pixels = randn([batch, shape.NumPatches, d], device: device);
+        Print("quant_proj fp32", Time(device, () => projection.call(pixels).Dispose()));
+        backends.cuda.matmul.allow_tf32 = true;
+        Print("quant_proj tf32", Time(device, () => projection.call(pixels).Dispose()));
+        backends.cuda.matmul.allow_tf32 = false;
+        using var quantizer = new VectorQuantizerM(WinTokConfig.Default);
+        quantizer.to(device);
+        using var features = randn([batch, shape.NumPatches, 32], device: device);
+        Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
+        return 0;
+    }
+
+    private static double Time(Device device, Action step, int iters = 20)
+    {
+        step();
+        if (device.type == DeviceType.CUDA) cuda.synchronize();
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < iters; i++) step();
+        if (device.type == DeviceType.CUDA) cuda.synchronize();
+        return clock.Elapsed.TotalMilliseconds / iters;
+    }
+
+    private static void Print(string name, double ms) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"LAYER {name}: {ms:F3} ms"));
+}
