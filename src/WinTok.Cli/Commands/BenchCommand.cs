@@ -8,6 +8,7 @@ internal static class BenchCommand
     public static Command Create() => new("bench", "Throughput benchmarks (model, preprocessing, end to end).")
     {
         BenchTokenizeCommand.Create(),
+        BenchLayersCommand.Create(),
         BenchPreprocessCommand.Create(),
     };
 }
