@@ -1,0 +1,155 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using WinTok.Data.Corpus;
+using WinTok.Data.Images;
+using WinTok.Data.Shards;
+using WinTok.Inference;
+
+namespace WinTok.Worker.Tokenize;
+
+/// <summary>One partition's inputs and how to run them.</summary>
+internal sealed record PartitionWork(
+    CorpusPartition Partition,
+    IFileStore Input,
+    ImagePreprocessor Preprocessor,
+    string LocalCheckpoint,
+    string? Encoder,
+    bool SemanticTokens,
+    int BatchSize,
+    int DecodeThreads);
+
+/// <summary>
+/// Streams a partition through read → decode (CPU threads) → model batches (the engine's thread) → shard rows, with
+/// bounded queues between the stages so the GPU works on one batch while the next is decoded. Bad inputs become failure
+/// records in the shard writer; only infrastructure failures (storage, model) end the partition with an exception.
+/// </summary>
+internal sealed class PartitionTokenizer(TokenizerEngine engine)
+{
+    /// <summary>Batches handed to the engine before the oldest must finish: one running, one waiting.</summary>
+    private const int BatchesInFlight = 2;
+
+    private sealed record Decoded(CorpusSample Sample, byte[] Levels, byte[] Sha256, int Width, int Height);
+
+    /// <summary>Runs the partition into <paramref name="writer"/>; <paramref name="onImages"/> gets each finished batch's image count.</summary>
+    public async Task RunAsync(PartitionWork work, ShardWriter writer, Action<int>? onImages, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var token = stop.Token;
+        var samples = Channel.CreateBounded<CorpusSample>(new BoundedChannelOptions(work.BatchSize * 2) { SingleWriter = true });
+        var decoded = Channel.CreateBounded<Decoded>(new BoundedChannelOptions(work.BatchSize * 2) { SingleReader = true });
+
+        var reading = ReadAsync(work, writer, samples.Writer, token);
+        var decoding = Task.WhenAll(Enumerable.Range(0, work.DecodeThreads)
+            .Select(_ => Task.Run(() => DecodeAsync(work, writer, samples.Reader, decoded.Writer, token), token)));
+        var completing = decoding.ContinueWith(t => decoded.Writer.TryComplete(t.Exception), TaskScheduler.Default);
+        var batching = BatchAsync(work, writer, decoded.Reader, onImages, token);
+        try
+        {
+            await Task.WhenAll(reading, decoding, batching).ConfigureAwait(false);
+        }
+        catch
+        {
+            await stop.CancelAsync().ConfigureAwait(false); // a failed stage stops the others before the error surfaces
+            throw;
+        }
+        finally
+        {
+            await completing.ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReadAsync(PartitionWork work, ShardWriter writer, ChannelWriter<CorpusSample> output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var item in CorpusReader.ReadAsync(work.Partition, work.Input, cancellationToken).ConfigureAwait(false))
+            {
+                if (item is FailureRecord failure) writer.AddFailure(failure);
+                else if (item is CorpusSample sample) await output.WriteAsync(sample, cancellationToken).ConfigureAwait(false);
+            }
+            output.TryComplete();
+        }
+        catch (Exception e)
+        {
+            output.TryComplete(e);
+            throw;
+        }
+    }
+
+    private static async Task DecodeAsync(PartitionWork work, ShardWriter writer, ChannelReader<CorpusSample> input,
+        ChannelWriter<Decoded> output, CancellationToken cancellationToken)
+    {
+        var size = work.Preprocessor.ValuesPerImage;
+        await foreach (var sample in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var levels = ArrayPool<byte>.Shared.Rent(size);
+            var result = work.Preprocessor.Preprocess(sample.Bytes, levels.AsSpan(0, size));
+            if (result.Rejection is { } rejection)
+            {
+                ArrayPool<byte>.Shared.Return(levels);
+                writer.AddFailure(new FailureRecord(sample.Key, sample.Source, rejection.Message, rejection.Reason.ToString(),
+                    FailureRecord.Sha256Hex(sample.Bytes)));
+                continue;
+            }
+            var decoded = new Decoded(sample, levels, SHA256.HashData(sample.Bytes), result.SourceWidth, result.SourceHeight);
+            await output.WriteAsync(decoded, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task BatchAsync(PartitionWork work, ShardWriter writer, ChannelReader<Decoded> input, Action<int>? onImages,
+        CancellationToken cancellationToken)
+    {
+        var size = work.Preprocessor.ValuesPerImage;
+        var inFlight = new Queue<(Task<TokenBatch> Tokens, List<Decoded> Images, byte[] Levels)>();
+        var pending = new List<Decoded>(work.BatchSize);
+
+        async Task Finish()
+        {
+            var (tokens, images, levels) = inFlight.Dequeue();
+            var batch = await tokens.ConfigureAwait(false);
+            ArrayPool<byte>.Shared.Return(levels);
+            for (var i = 0; i < images.Count; i++) writer.Add(ToRow(images[i], batch, i));
+            onImages?.Invoke(images.Count);
+        }
+
+        void Submit()
+        {
+            var levels = ArrayPool<byte>.Shared.Rent(pending.Count * size);
+            for (var i = 0; i < pending.Count; i++)
+            {
+                pending[i].Levels.AsSpan(0, size).CopyTo(levels.AsSpan(i * size, size));
+                ArrayPool<byte>.Shared.Return(pending[i].Levels);
+            }
+            var tokens = engine.TokenizeAsync(work.LocalCheckpoint, work.Encoder, levels, pending.Count, work.SemanticTokens, cancellationToken);
+            inFlight.Enqueue((tokens, pending.ToList(), levels));
+            pending.Clear();
+        }
+
+        try
+        {
+            await foreach (var image in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                pending.Add(image);
+                if (pending.Count < work.BatchSize) continue;
+                if (inFlight.Count == BatchesInFlight) await Finish().ConfigureAwait(false);
+                Submit();
+            }
+            if (pending.Count > 0) Submit();
+            while (inFlight.Count > 0) await Finish().ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var image in pending) ArrayPool<byte>.Shared.Return(image.Levels);
+        }
+    }
+
+    private static TokenRow ToRow(Decoded image, TokenBatch batch, int index)
+    {
+        var sample = image.Sample;
+        var semantic = batch.SemanticTokens is null ? null : MemoryMarshal.Cast<ushort, short>(batch.SemanticTokensOf(index)).ToArray();
+        return new TokenRow(sample.Key, sample.Source, image.Sha256, image.Width, image.Height, sample.Label, sample.Caption,
+            batch.PixelTokensOf(index).ToArray(), semantic);
+    }
+}
