@@ -138,8 +138,16 @@ Environment shared by every WinTok container: connection strings from the Secret
   value: {{ include "wintok.timespan" .Values.config.jobQueue.handlerTimeoutSeconds | quote }}
 - name: JobQueue__DrainTimeout
   value: {{ include "wintok.timespan" .Values.config.jobQueue.drainTimeoutSeconds | quote }}
+- name: Tokenize__Device
+  value: {{ .Values.config.tokenize.device | quote }}
 - name: Tokenize__BatchSize
   value: {{ .Values.config.tokenize.batchSize | quote }}
+- name: Tokenize__DecodeThreads
+  value: {{ .Values.config.tokenize.decodeThreads | quote }}
+- name: Tokenize__Lease
+  value: {{ include "wintok.timespan" .Values.config.tokenize.leaseSeconds | quote }}
+- name: Tokenize__CheckpointCache
+  value: {{ .Values.worker.checkpointCache.path | quote }}
 {{- range $name, $store := .Values.config.blobStores }}
 - name: BlobStores__{{ $name }}__Container
   value: {{ $store.container | quote }}
