@@ -151,8 +151,14 @@ public sealed class ImagePreprocessor
             gray || header.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
         var stride = decodedWidth * pixelBytes;
         var pixelCount = (long)stride * decodedHeight;
+        if (pixelCount > Array.MaxLength)
+        {
+            // Only reachable when MaxPixels is raised above about 500 million: one .NET array holds the decode.
+            return PreprocessResult.Reject(ImageRejectionReason.TooManyPixels,
+                $"The {width}x{height} image needs {pixelCount} bytes decoded, more than one buffer can hold", width, height);
+        }
         var size = options.ImageSize;
-        var decoded = ArrayPool<byte>.Shared.Rent(checked((int)pixelCount));
+        var decoded = ArrayPool<byte>.Shared.Rent((int)pixelCount);
         var cropped = ArrayPool<byte>.Shared.Rent(size * size * pixelBytes);
         try
         {
