@@ -27,6 +27,7 @@ public sealed class PreprocessFuzzTests
             TestImages.Encode("cups_2560x1600.jpg", 96, 60, SKEncodedImageFormat.Png, withAlpha: true),
             TestImages.Encode("konqui_2560x1600.png", 96, 60, SKEncodedImageFormat.Webp, 80),
             TestImages.Encode("honeywave_1080x1920.jpg", 60, 96, SKEncodedImageFormat.Webp, 100, withAlpha: true),
+            TestImages.Bmp("kite_2560x1600.jpg", 90, 56),
         ];
         var preprocessor = new ImagePreprocessor(new PreprocessOptions { ImageSize = 32, MaxPixels = 200_000 });
         var levels = new byte[preprocessor.ValuesPerImage];

@@ -141,6 +141,20 @@ public sealed class PreprocessRejectionTests
         }
     }
 
+    [Fact]
+    public void Preprocess_WhenImageIsBmp_MatchesThePngOfTheSamePixels()
+    {
+        var png = TestImages.Encode("kite_2560x1600.jpg", 300, 200, SKEncodedImageFormat.Png);
+        var bmp = TestImages.Bmp("kite_2560x1600.jpg", 300, 200);
+        var fromPng = new byte[preprocessor.ValuesPerImage];
+        var fromBmp = new byte[preprocessor.ValuesPerImage];
+
+        Assert.True(preprocessor.Preprocess(png, fromPng).Succeeded);
+        Assert.True(preprocessor.Preprocess(bmp, fromBmp).Succeeded);
+
+        Assert.Equal(fromPng, fromBmp);
+    }
+
     private ImageRejection AssertRejected(byte[] input, ImageRejectionReason expected)
     {
         var result = preprocessor.Preprocess(input, new byte[preprocessor.ValuesPerImage]);

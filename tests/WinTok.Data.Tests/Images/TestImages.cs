@@ -28,6 +28,34 @@ internal static class TestImages
         return data.ToArray();
     }
 
+    /// <summary>A fixture photo scaled down and written as a bottom-up 24-bit BMP (Skia has no BMP encoder).</summary>
+    public static byte[] Bmp(string fixtureFile, int width, int height)
+    {
+        var rgba = Encode(fixtureFile, width, height, SKEncodedImageFormat.Png);
+        using var bitmap = SKBitmap.Decode(rgba, new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var rowBytes = (width * 3 + 3) & ~3;
+        var bmp = new byte[54 + rowBytes * height];
+        "BM"u8.CopyTo(bmp);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(2), bmp.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(10), 54);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(14), 40);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(18), width);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(22), height);
+        BinaryPrimitives.WriteInt16LittleEndian(bmp.AsSpan(26), 1);
+        BinaryPrimitives.WriteInt16LittleEndian(bmp.AsSpan(28), 24);
+        BinaryPrimitives.WriteInt32LittleEndian(bmp.AsSpan(34), rowBytes * height);
+        for (var y = 0; y < height; y++)
+        {
+            var row = 54 + (height - 1 - y) * rowBytes;
+            for (var x = 0; x < width; x++)
+            {
+                var c = bitmap.GetPixel(x, y);
+                (bmp[row + x * 3], bmp[row + x * 3 + 1], bmp[row + x * 3 + 2]) = (c.Blue, c.Green, c.Red);
+            }
+        }
+        return bmp;
+    }
+
     /// <summary>A valid PNG whose IHDR claims <paramref name="width"/> x <paramref name="height"/> (CRC fixed up).</summary>
     public static byte[] PngClaiming(int width, int height)
     {
