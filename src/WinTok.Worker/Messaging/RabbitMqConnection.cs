@@ -68,8 +68,7 @@ internal sealed class RabbitMqConnection(
     {
         if (connection is { } open)
         {
-            await open.CloseAsync();
-            await open.DisposeAsync();
+            await RabbitMqShutdown.CloseAsync(open);
         }
         gate.Dispose();
     }

@@ -79,9 +79,9 @@ internal sealed class RabbitMqConsumer<TMessage>(
             await WaitForIdleAsync(TimeSpan.FromSeconds(10), cancellationToken);
         }
         await base.StopAsync(cancellationToken);
-        if (channel is { IsOpen: true } closing)
+        if (channel is { } closing)
         {
-            await closing.CloseAsync(cancellationToken);
+            await RabbitMqShutdown.CloseAsync(closing);
         }
         Log.ConsumerStopped(logger, names.Queue);
     }

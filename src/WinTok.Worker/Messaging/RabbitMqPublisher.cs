@@ -65,7 +65,7 @@ internal sealed class RabbitMqPublisher<TMessage>(
     {
         if (channel is { } open)
         {
-            await open.DisposeAsync();
+            await RabbitMqShutdown.CloseAsync(open);
         }
         gate.Dispose();
     }
