@@ -7,7 +7,7 @@ internal sealed class JobQueueOptions
 {
     public const string SectionName = "JobQueue";
 
-    /// <summary><c>RabbitMq</c> for many workers, <c>InProcess</c> for one process (a bounded in-memory channel).</summary>
+    /// <summary><c>RabbitMq</c> for many workers, <c>InProcess</c> for one process (an in-memory channel; nothing survives the process).</summary>
     /// <value><c>RabbitMq</c>.</value>
     public JobQueueTransport Transport { get; set; } = JobQueueTransport.RabbitMq;
 
