@@ -1,10 +1,23 @@
 using System.CommandLine;
 using WinTok.Cli.Commands;
+using WinTok.Cli.Hosting;
 
-// The `wintok` command line. Each verb lives in Commands/ as a static factory; this file is the table of contents.
+// The `wintok` command line. Each verb lives in Commands/ as a static factory and builds its host with
+// Hosting/WinTokHost; this file is the table of contents.
 var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and train the WinTok visual tokenizer.")
 {
-    BenchCommand.Create(),
+    TokenizeCommand.Create(),     // one machine: in-process queue, SQLite results
+    SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
+    WorkerCommand.Create(),       // ... consumed by workers
+    JobsCommand.Create(),         // list | show | cancel | retry
+    MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
+    SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),
+    BenchCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+
+var parse = root.Parse(args);
+// Ctrl+C and SIGTERM cancel the verb's token and the verb ends on its own terms: a job is recorded as cancelled, a
+// worker drains. No forced exit after a fixed delay.
+var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return parse.Errors.Count > 0 ? ExitCodes.BadArguments : exitCode;

@@ -44,6 +44,12 @@ internal static class BenchLayersCommand
         Print("linear D->D", Time(device, () => square.call(x).Dispose()));
         Print("linear D->I", Time(device, () => up.call(x).Dispose()));
         Print("linear I->D", Time(device, () => down.call(wide).Dispose()));
+        using var weight = up.weight!.detach().clone();
+        using var x2d = x.view(-1, d);
+        Print("matmul D->I, no bias (3-D input)", Time(device, () => x.matmul(weight.t()).Dispose()));
+        Print("mm D->I, no bias (2-D input)", Time(device, () => x2d.mm(weight.t()).Dispose()));
+        using var big = randn([8192, 8192], device: device, dtype: bfloat16);
+        Print("mm 8192^3 (1.1 TFLOP)", Time(device, () => big.mm(big).Dispose()));
         Print("layer_norm", Time(device, () => norm.call(x).Dispose()));
         Print("gelu_tanh (B,T,I)", Time(device, () => F.gelu(wide, GELU.Approximate.tanh).Dispose()));
         Print("add (B,T,D)", Time(device, () => (x + x).Dispose()));
@@ -65,9 +71,9 @@ internal static class BenchLayersCommand
 
         using var layer = new SiglipEncoderLayer(d, heads, inner, 1e-6);
         layer.to(device); layer.to(bfloat16);
-        Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
+        Print("encoder layer, separate q/k/v, plain GEMM + bias add", Time(device, () => layer.call(x).Dispose()));
         foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
-        Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
+        Print("encoder layer, fused q/k/v, plain GEMM + bias add", Time(device, () => layer.call(x).Dispose()));
 
         using var projection = new AttnProjection(d, 32, 4);
         projection.to(device);

@@ -1,0 +1,131 @@
+using System.CommandLine;
+using WinTok.Data.Corpus;
+using WinTok.Model;
+using WinTok.Worker.Tokenize;
+
+namespace WinTok.Cli.Commands;
+
+/// <summary>
+/// The arguments <c>wintok tokenize</c> and <c>wintok submit tokenize</c> share: what to tokenize, where to, with which
+/// checkpoint, and how this process runs the model. Builds the <see cref="TokenizeRequest"/> and the settings the
+/// options override.
+/// </summary>
+internal sealed class TokenizeArguments
+{
+    private static readonly Dictionary<string, CorpusKind> Kinds = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["folder"] = CorpusKind.Folder,
+        ["imagefolder"] = CorpusKind.ImageFolder,
+        ["webdataset"] = CorpusKind.WebDataset,
+    };
+
+    public Argument<string> Input { get; } = new("INPUT")
+    {
+        Description = "The image corpus: a local folder, az://container/prefix or a blob URI.",
+    };
+
+    public Argument<string> Output { get; } = new("OUTPUT")
+    {
+        Description = "Where the token dataset goes (shards, errors, _manifest.json): a local folder or a blob location.",
+    };
+
+    public Option<string> Checkpoint { get; } = new("--checkpoint")
+    {
+        Description = "WinTok checkpoint: an official .pth or a .safetensors file, local or in blob storage.",
+        Required = true,
+    };
+
+    public Option<string?> Kind { get; } = new Option<string?>("--kind")
+    {
+        Description = "Corpus layout (default: detected; tars mean webdataset, only class folders mean imagefolder).",
+    }.AcceptOnlyFromAmong([.. Kinds.Keys]);
+
+    public Option<int> FilesPerPartition { get; } = new("--files-per-partition")
+    {
+        Description = "Images (or tars) per partition, i.e. per shard and per queue message.",
+        DefaultValueFactory = _ => CorpusPlanner.DefaultFilesPerPartition,
+    };
+
+    public Option<bool> SemanticTokens { get; } = new("--semantic-tokens")
+    {
+        Description = "Also store the semantic tokens and their pooled embedding in every row.",
+    };
+
+    public Option<string?> Encoder { get; } = new Option<string?>("--encoder")
+    {
+        Description = "Encoder preset when the checkpoint's args do not name the tower: " + string.Join(", ", EncoderShape.Presets.Keys) + ".",
+    }.AcceptOnlyFromAmong([.. EncoderShape.Presets.Keys]);
+
+    public Option<int> ImageSize { get; } = new("--image-size")
+    {
+        Description = "Model input size in pixels (default: the checkpoint's).",
+    };
+
+    public Option<int?> BatchSize { get; } = new("--batch-size")
+    {
+        Description = "Images per model call (default: 128 on a GPU, 8 on the CPU).",
+    };
+
+    public Option<string?> Device { get; } = new Option<string?>("--device")
+    {
+        Description = "auto (CUDA when a GPU is visible), cpu or cuda.",
+    }.AcceptOnlyFromAmong("auto", "cpu", "cuda");
+
+    public Option<bool> Verbose { get; } = new("--verbose")
+    {
+        Description = "Log progress of every stage (information level) to stderr.",
+    };
+
+    public void AddTo(Command command)
+    {
+        command.Arguments.Add(Input);
+        command.Arguments.Add(Output);
+        foreach (var option in new Option[] { Checkpoint, Kind, FilesPerPartition, SemanticTokens, Encoder, ImageSize, BatchSize, Device, Verbose })
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    public TokenizeRequest ToRequest(ParseResult parse)
+    {
+        var kind = parse.GetValue(Kind);
+        return new TokenizeRequest(
+            parse.GetValue(Input)!,
+            parse.GetValue(Output)!,
+            parse.GetValue(Checkpoint)!,
+            kind is null ? null : Kinds[kind],
+            parse.GetValue(FilesPerPartition),
+            parse.GetValue(Encoder),
+            parse.GetValue(SemanticTokens),
+            parse.GetValue(ImageSize));
+    }
+
+    /// <summary>Settings the model options fix for this process (<c>Tokenize:*</c>), only those given.</summary>
+    public Dictionary<string, string?> ModelSettings(ParseResult parse)
+    {
+        var settings = new Dictionary<string, string?>();
+        if (parse.GetValue(Device) is { } device) settings["Tokenize:Device"] = device;
+        if (parse.GetValue(BatchSize) is { } batch) settings["Tokenize:BatchSize"] = batch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return settings;
+    }
+
+    /// <summary>
+    /// What can be told wrong before any service starts: a missing input folder or checkpoint file, a blob location
+    /// without a blob connection, impossible numbers. Null when nothing is wrong.
+    /// </summary>
+    public static string? Problem(TokenizeRequest request, string? blobConnection)
+    {
+        if (request.FilesPerPartition < 1) return $"--files-per-partition must be at least 1, got {request.FilesPerPartition}";
+        if (request.ImageSize < 0) return $"--image-size must not be negative, got {request.ImageSize}";
+        foreach (var (name, location) in new[] { ("INPUT", request.Input), ("OUTPUT", request.Output), ("--checkpoint", request.Checkpoint) })
+        {
+            if (FileStores.IsBlobLocation(location) && string.IsNullOrEmpty(blobConnection))
+                return $"{name} {location} is in blob storage, but WINTOK_BLOB_CONNECTION is not set";
+        }
+        if (!FileStores.IsBlobLocation(request.Input) && !Directory.Exists(request.Input))
+            return $"input folder {request.Input} does not exist";
+        if (!FileStores.IsBlobLocation(request.Checkpoint) && !File.Exists(request.Checkpoint))
+            return $"checkpoint {request.Checkpoint} does not exist";
+        return null;
+    }
+}

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Microsoft.Extensions.Hosting;
+using WinTok.Cli.Hosting;
+using WinTok.Worker.Extensions;
+
+namespace WinTok.Cli.Commands;
+
+/// <summary>
+/// `wintok worker`: the long-running service. Consumes tokenize partitions from RabbitMQ, runs the model, writes
+/// shards, records them in PostgreSQL; on SIGTERM stops taking messages and drains (JobQueue:DrainTimeout within
+/// HostOptions:ShutdownTimeout). Writes Worker:HealthFile once started and deletes it once stopped.
+/// </summary>
+internal static class WorkerCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("worker", "Run a worker: consume job partitions from RabbitMQ until stopped (SIGTERM).");
+        command.SetAction((parse, cancellationToken) => RunAsync(cancellationToken));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var builder = WinTokHost.CreateBuilder(Verbosity.Normal);
+        builder.AddHealthFile();
+        builder.AddResultsStore();
+        builder.AddTokenizeJobs(builder.AddJobQueue());
+        using var host = builder.Build();
+        try
+        {
+            await host.RunAsync(cancellationToken);
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException exception)
+        {
+            return ExitCodes.Usage($"bad settings: {string.Join("; ", exception.Failures)}");
+        }
+        return ExitCodes.Success;
+    }
+}

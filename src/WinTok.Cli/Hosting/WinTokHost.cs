@@ -1,0 +1,96 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+
+namespace WinTok.Cli.Hosting;
+
+/// <summary>How much a verb logs to stderr.</summary>
+internal enum Verbosity
+{
+    /// <summary>Warnings and errors only: interactive verbs whose stdout is the result.</summary>
+    Quiet,
+
+    /// <summary>Information and above: the worker, and any verb run with <c>--verbose</c>.</summary>
+    Normal,
+}
+
+/// <summary>
+/// The one host every verb builds: appsettings.json (beside the binary, then the working directory), environment
+/// variables, then the settings the verb itself fixes (its mode and its command-line options), so a command line wins
+/// over the environment. Logs go to stderr, because stdout of some verbs is read by scripts (the job id of
+/// <c>submit</c>).
+/// </summary>
+internal static class WinTokHost
+{
+    /// <summary>Longest a stopping host waits for its services; above <c>JobQueue:DrainTimeout</c> (30 s) so a drained partition is still recorded.</summary>
+    private static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(60);
+
+    public static HostApplicationBuilder CreateBuilder(Verbosity verbosity, IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            // Null args: System.CommandLine owns the command line; the host must not read `--db` as a setting.
+            Args = null,
+            ContentRootPath = Directory.GetCurrentDirectory(),
+        });
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource
+        {
+            Path = Path.Combine(AppContext.BaseDirectory, "appsettings.json"),
+            Optional = true,
+            ReloadOnChange = false,
+        });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
+        var shutdownTimeout = builder.Configuration.GetValue<TimeSpan?>("HostOptions:ShutdownTimeout") ?? DefaultShutdownTimeout;
+        builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = shutdownTimeout);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(options =>
+        {
+            options.SingleLine = true;
+            options.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Services.Configure<ConsoleLoggerOptions>(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
+        var minimum = verbosity == Verbosity.Normal ? LogLevel.Information : LogLevel.Warning;
+        builder.Logging.SetMinimumLevel(minimum);
+        // The framework's own start/stop chatter says nothing a CLI user needs.
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", verbosity == Verbosity.Normal ? LogLevel.Information : LogLevel.None);
+        return builder;
+    }
+
+    /// <summary>
+    /// Starts <paramref name="host"/> (migrations, consumers), runs one job against its services, then stops the
+    /// application and waits for the host to drain. The job's exit code is returned.
+    /// </summary>
+    public static async Task<int> RunJobAsync(IHost host, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await host.StartAsync(cancellationToken);
+        }
+        catch (OptionsValidationException exception)
+        {
+            return ExitCodes.Usage($"bad settings: {string.Join("; ", exception.Failures)}");
+        }
+        try
+        {
+            return await job(host.Services, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("wintok: interrupted");
+            return ExitCodes.Failed;
+        }
+        finally
+        {
+            host.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication();
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+}
