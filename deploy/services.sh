@@ -7,6 +7,10 @@
 #   bash deploy/services.sh start | stop | status | clean
 #   bash deploy/services.sh restart | stop-one | start-one NAME      NAME: rabbitmq, postgres or azurite
 #
+# Environment: WINTOK_SERVICES_DIR (data; default /tmp/wintok-services), WINTOK_SERVICES_ENV_FILE (default
+# deploy/services.env), WINTOK_{RABBITMQ,POSTGRES,AZURITE}_PORT (pin a port), WINTOK_SERVICES_TIMEOUT (seconds),
+# WINTOK_RABBITMQ_CONSUMER_TIMEOUT_MS.
+#
 # No systemd and no Docker: each server runs as a plain background process whose data, logs and pid file live under
 # $WINTOK_SERVICES_DIR (default /tmp/wintok-services). `stop` keeps the data (a restart finds its queues, tables and
 # blobs again); `clean` stops everything and deletes that directory.
@@ -27,7 +31,8 @@ START_TIMEOUT=${WINTOK_SERVICES_TIMEOUT:-120}
 # keep every partition well below it (JobQueueOptions.HandlerTimeout, default 25 min).
 RABBITMQ_CONSUMER_TIMEOUT_MS=${WINTOK_RABBITMQ_CONSUMER_TIMEOUT_MS:-1800000}
 AZURITE_VERSION=3.37.0
-ENV_FILE=deploy/services.env
+# A second, private set of servers (a test that stops one without disturbing others) sets WINTOK_SERVICES_DIR and this.
+ENV_FILE=${WINTOK_SERVICES_ENV_FILE:-deploy/services.env}
 
 # Azurite's well-known development account (public, documented by Microsoft; valid only against the emulator).
 AZURITE_ACCOUNT=devstoreaccount1

@@ -127,27 +127,36 @@ public sealed class BlobStoreTests(ServicesFixture services) : IDisposable
     [Fact]
     public async Task UploadFileAsync_WhenAzuriteIsDownForSeconds_RetriesUntilItIsBack()
     {
-        var store = await StoreAsync("azure", "outage");
+        await services.RequireAzuriteAsync();
+        // A private Azurite (deploy/services.sh on its own directory and port): other test projects use the shared one.
+        var connection = await ServicesFixture.StartPrivateAzuriteAsync();
+        var store = await StoreAsync("azure", "outage", connectionString: connection);
         var file = WriteFile("outage.bin", 50_000, seed: 5);
-        await store.UploadBytesAsync("warm-up", new byte[] { 0 }, Token); // the container exists before the outage
+        await store.UploadBytesAsync($"warm-up-{Guid.NewGuid():N}", new byte[] { 0 }, Token); // the container exists before the outage
 
-        await ServicesFixture.RunServicesScriptAsync("stop-one azurite");
+        await ServicesFixture.RunServicesScriptAsync("stop-one azurite", privateSet: true);
         var stopwatch = Stopwatch.StartNew();
-        var upload = store.UploadFileAsync("shards/part-000003.parquet", file, Token);
+        var upload = store.UploadFileAsync($"shards/part-{Guid.NewGuid():N}.parquet", file, Token);
         await Task.Delay(TimeSpan.FromSeconds(4), Token);
         Assert.False(upload.IsCompleted);
-        await ServicesFixture.RunServicesScriptAsync("start-one azurite");
+        await ServicesFixture.RunServicesScriptAsync("start-one azurite", privateSet: true);
         var result = await upload;
 
         Assert.Equal(UploadOutcome.Created, result.Outcome);
         Assert.True(stopwatch.Elapsed >= TimeSpan.FromSeconds(4));
-        Assert.True(await store.ExistsAsync("shards/part-000003.parquet", Token));
+        Assert.True(await store.ExistsAsync(result.Name, Token));
     }
 
-    private async Task<IBlobStore> StoreAsync(string kind, string test, long? singleUploadMaxBytes = null, long? blockBytes = null)
+    private async Task<IBlobStore> StoreAsync(
+        string kind, string test, long? singleUploadMaxBytes = null, long? blockBytes = null, string? connectionString = null)
     {
         var settings = new Dictionary<string, string?>();
-        if (kind == "azure")
+        if (kind == "azure" && connectionString is not null)
+        {
+            settings["BlobStores:output:ConnectionString"] = connectionString;
+            settings["BlobStores:output:Container"] = $"test-{test}";
+        }
+        else if (kind == "azure")
         {
             await services.RequireAzuriteAsync();
             var container = await services.ResetContainerAsync($"test-{test}");

@@ -98,10 +98,23 @@ public sealed class ServicesFixture
         return builder.Build();
     }
 
-    /// <summary>Runs deploy/services.sh with <paramref name="arguments"/> (e.g. "stop-one azurite").</summary>
-    public static async Task RunServicesScriptAsync(string arguments)
+    /// <summary>
+    /// Runs deploy/services.sh with <paramref name="arguments"/> (e.g. "restart rabbitmq"); with
+    /// <paramref name="privateSet"/>, on the private set of servers under /tmp/wintok-services-faults instead of the
+    /// shared one, so stopping a server there disturbs no other test project running at the same time.
+    /// </summary>
+    public static async Task RunServicesScriptAsync(string arguments, bool privateSet = false)
     {
         var start = new ProcessStartInfo("bash", $"{ServicesScript} {arguments}") { RedirectStandardError = true, RedirectStandardOutput = true };
+        if (privateSet)
+        {
+            start.Environment["WINTOK_SERVICES_DIR"] = PrivateServicesDirectory;
+            start.Environment["WINTOK_SERVICES_ENV_FILE"] = Path.Combine(PrivateServicesDirectory, "services.env");
+            // Fixed ports of their own, clear of the shared set's preferred ones.
+            start.Environment["WINTOK_RABBITMQ_PORT"] = "5693";
+            start.Environment["WINTOK_POSTGRES_PORT"] = "5453";
+            start.Environment["WINTOK_AZURITE_PORT"] = "10020";
+        }
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start bash");
         var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         await process.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
@@ -109,6 +122,20 @@ public sealed class ServicesFixture
         TestContext.Current.TestOutputHelper?.WriteLine(await stderr);
         Assert.True(process.ExitCode == 0, $"services.sh {arguments} exited with {process.ExitCode}: {await stderr}");
     }
+
+    /// <summary>
+    /// Starts (if needed) an Azurite of the private set and returns its connection string, for tests that stop it:
+    /// the shared Azurite stays up for the other test projects.
+    /// </summary>
+    public static async Task<string> StartPrivateAzuriteAsync()
+    {
+        await RunServicesScriptAsync("start-one azurite", privateSet: true);
+        var line = File.ReadAllLines(Path.Combine(PrivateServicesDirectory, "services.env"))
+            .Single(l => l.StartsWith("export WINTOK_BLOB_CONNECTION=", StringComparison.Ordinal));
+        return line["export WINTOK_BLOB_CONNECTION=".Length..].Trim('\'');
+    }
+
+    private static string PrivateServicesDirectory => Path.Combine(Path.GetTempPath(), "wintok-services-faults");
 
     /// <summary>Polls <paramref name="condition"/> until true or <paramref name="timeout"/> passes.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
