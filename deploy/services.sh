@@ -143,6 +143,7 @@ log.console = false
 log.file.level = info
 EOF
   log "starting rabbitmq on 127.0.0.1:$RABBITMQ_PORT"
+  rm -f "$RMQ_DIR/rabbitmq.pid"   # stale after a crash or a reboot
   setsid nohup "$RMQ_BIN/rabbitmq-server" > "$RMQ_DIR/stdout.log" 2>&1 < /dev/null &
   local launcher=$!
   # The node writes its own (Erlang VM) pid; until then watch the launcher.

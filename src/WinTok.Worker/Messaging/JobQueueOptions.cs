@@ -28,7 +28,8 @@ internal sealed class JobQueueOptions
 
     /// <summary>
     /// Returns (failures, requeues, lost consumers) after which the broker dead-letters a message (quorum
-    /// <c>x-delivery-limit</c>). Changing it on an existing queue needs the queue deleted first (or a policy).
+    /// <c>x-delivery-limit</c>): a message is delivered at most <c>DeliveryLimit + 1</c> times. Changing it on an
+    /// existing queue needs the queue deleted first (or a policy).
     /// </summary>
     /// <value>5.</value>
     [Range(1, 1000)]
