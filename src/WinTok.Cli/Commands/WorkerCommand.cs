@@ -26,8 +26,14 @@ internal static class WorkerCommand
         builder.AddResultsStore();
         builder.AddTokenizeJobs(builder.AddJobQueue());
         using var host = builder.Build();
-        if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
-        await host.RunAsync(cancellationToken);
+        try
+        {
+            await host.RunAsync(cancellationToken);
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException exception)
+        {
+            return ExitCodes.Usage($"bad settings: {string.Join("; ", exception.Failures)}");
+        }
         return ExitCodes.Success;
     }
 }
