@@ -16,8 +16,11 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     BenchCommand.Create(),
 };
 
+// Tables piped to a file or another program are not cut to the 80 columns Spectre assumes without a terminal.
+if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
+
 var parse = root.Parse(args);
 // Ctrl+C and SIGTERM cancel the verb's token and the verb ends on its own terms: a job is recorded as cancelled, a
-// worker drains. No forced exit after a fixed delay.
-var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+// worker drains (HostOptions:ShutdownTimeout). The forced exit only backs that up, so it waits longer than any drain.
+var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(15) });
 return parse.Errors.Count > 0 ? ExitCodes.BadArguments : exitCode;

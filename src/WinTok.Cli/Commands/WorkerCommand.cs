@@ -26,14 +26,8 @@ internal static class WorkerCommand
         builder.AddResultsStore();
         builder.AddTokenizeJobs(builder.AddJobQueue());
         using var host = builder.Build();
-        try
-        {
-            await host.RunAsync(cancellationToken);
-        }
-        catch (Microsoft.Extensions.Options.OptionsValidationException exception)
-        {
-            return ExitCodes.Usage($"bad settings: {string.Join("; ", exception.Failures)}");
-        }
+        if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
+        await host.RunAsync(cancellationToken);
         return ExitCodes.Success;
     }
 }

@@ -70,14 +70,8 @@ internal static class WinTokHost
     /// </summary>
     public static async Task<int> RunJobAsync(IHost host, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)
     {
-        try
-        {
-            await host.StartAsync(cancellationToken);
-        }
-        catch (OptionsValidationException exception)
-        {
-            return ExitCodes.Usage($"bad settings: {string.Join("; ", exception.Failures)}");
-        }
+        if (await SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
+        await host.StartAsync(cancellationToken);
         try
         {
             return await job(host.Services, cancellationToken);
@@ -91,6 +85,27 @@ internal static class WinTokHost
         {
             host.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication();
             await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// Validates every <c>ValidateOnStart</c> option before the host starts, so a bad setting is one line for the user
+    /// rather than the host's logged stack trace. Null when all are valid.
+    /// </summary>
+    public static async Task<string?> SettingsProblemAsync(IHost host, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (host.Services.GetService<IAsyncStartupValidator>() is { } validator) await validator.ValidateAsync(cancellationToken);
+            return null;
+        }
+        catch (OptionsValidationException exception)
+        {
+            return $"bad settings: {string.Join("; ", exception.Failures)}";
+        }
+        catch (AggregateException exception) when (exception.InnerExceptions.All(e => e is OptionsValidationException))
+        {
+            return $"bad settings: {string.Join("; ", exception.InnerExceptions.SelectMany(e => ((OptionsValidationException)e).Failures))}";
         }
     }
 }

@@ -11,6 +11,9 @@ namespace WinTok.Cli.Jobs;
 /// <summary>What the job verbs print about a job: the closing summary, the partitions table, the jobs list.</summary>
 internal static class JobReport
 {
+    /// <summary>Errors files and failed partitions named in a summary; the manifest and `jobs show` have the rest.</summary>
+    private const int MaxListed = 5;
+
     /// <summary>Rows, shards and failures; where the manifest and the errors files are; why a job did not succeed.</summary>
     public static async Task WriteSummaryAsync(TextWriter output, JobProgress job, ResultsRepository results, BlobServiceClient? blobService,
         CancellationToken cancellationToken)
@@ -28,16 +31,19 @@ internal static class JobReport
             var dataset = FileStores.Open(spec.Output, blobService);
             var manifest = await DatasetManifest.ReadAsync(dataset, cancellationToken);
             output.WriteLine($"  manifest:  {dataset.Describe(DatasetManifest.FileName)}");
-            foreach (var shard in manifest.Shards.Where(s => s.Failures > 0))
+            var withFailures = manifest.Shards.Where(s => s.Failures > 0).ToList();
+            foreach (var shard in withFailures.Take(MaxListed))
             {
-                output.WriteLine($"  errors:    {dataset.Describe(shard.ErrorsPath)} ({shard.Failures} records)");
+                output.WriteLine($"  errors:    {dataset.Describe(shard.ErrorsPath)} ({shard.Failures} {(shard.Failures == 1 ? "record" : "records")})");
             }
+            if (withFailures.Count > MaxListed)
+                output.WriteLine($"  errors:    ... and {withFailures.Count - MaxListed} more errors files, all listed in the manifest");
         }
         if (job.Status != JobStatus.Succeeded)
         {
             if (job.Error is { Length: > 0 } error) output.WriteLine($"  error:     {error}");
             var partitions = await results.ListPartitionsAsync(job.Id, cancellationToken);
-            foreach (var failed in partitions.Where(p => p.Status == PartitionStatus.Failed))
+            foreach (var failed in partitions.Where(p => p.Status == PartitionStatus.Failed).Take(MaxListed))
             {
                 output.WriteLine($"  partition {failed.Partition} failed: {failed.Error}");
             }
