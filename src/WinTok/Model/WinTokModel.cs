@@ -13,26 +13,6 @@ namespace WinTok.Model;
 // Every field below carries the name of the reference's state_dict key, so a checkpoint loads by a checked key-by-key
 // copy. Blocks come bottom-up: SigLIP blocks, attention projection, quantizer, then the model.
 
-/// <summary>
-/// Linear layers on the GPU without autograd as a plain GEMM plus an in-place bias add. On an H100 with libtorch 2.11,
-/// the fused-bias GEMM (cuBLASLt epilogue, what <c>F.linear</c> picks) took 0.95 ms for (36864 x 1152) x (1152 x 4304)
-/// in bf16 where the plain GEMM took 0.49 ms (`wintok bench layers`, docs/benchmarks.md). Elsewhere (CPU, training) the
-/// layer's own forward runs unchanged, so the reference-parity path is untouched.
-/// </summary>
-internal static class FastLinear
-{
-    public static Tensor Apply(Linear layer, Tensor x) => Apply(x, layer.weight!, layer.bias, () => layer.call(x));
-
-    public static Tensor Apply(Tensor x, Tensor weight, Tensor? bias) => Apply(x, weight, bias, () => F.linear(x, weight, bias));
-
-    private static Tensor Apply(Tensor x, Tensor weight, Tensor? bias, Func<Tensor> reference)
-    {
-        if (x.device_type != DeviceType.CUDA || is_grad_enabled()) return reference();
-        var y = x.matmul(weight.t());
-        return bias is null ? y : y.add_(bias);
-    }
-}
-
 /// <summary>SigLIP multi-head self-attention (HF <c>SiglipAttention</c>; no mask, scale head_dim^-0.5).</summary>
 internal sealed class SiglipAttention : nn.Module<Tensor, Tensor>
 {
@@ -81,7 +61,7 @@ internal sealed class SiglipAttention : nn.Module<Tensor, Tensor>
         Tensor q, k, v;
         if (fused is not null && !is_grad_enabled())
         {
-            var packed = FastLinear.Apply(x, fused.Weight, fused.Bias).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
+            var packed = F.linear(x, fused.Weight, fused.Bias).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
             (q, k, v) = (packed[0], packed[1], packed[2]);                      // each (B, H, T, hd)
         }
         else
@@ -90,7 +70,7 @@ internal sealed class SiglipAttention : nn.Module<Tensor, Tensor>
             (q, k, v) = (Heads(q_proj.call(x)), Heads(k_proj.call(x)), Heads(v_proj.call(x)));
         }
         var attended = F.scaled_dot_product_attention(q, k, v);
-        return FastLinear.Apply(out_proj, attended.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+        return out_proj.call(attended.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
     }
 
     private sealed record FusedQkv(Tensor Weight, Tensor Bias); // (3D, D), (3D)
@@ -112,7 +92,7 @@ internal sealed class SiglipMlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return FastLinear.Apply(fc2, F.gelu(FastLinear.Apply(fc1, x), GELU.Approximate.tanh)).MoveToOuterDisposeScope();
+        return fc2.call(F.gelu(fc1.call(x), GELU.Approximate.tanh)).MoveToOuterDisposeScope();
     }
 }
 
@@ -256,7 +236,7 @@ internal sealed class PlainAttention : nn.Module<Tensor, Tensor>
         var (b, n) = (x.shape[0], x.shape[1]);
         var wide = Math.Max(inDim, outDim);
         var bias = cat([q_bias, zero_k_bias, v_bias]);
-        var packed = FastLinear.Apply(x, qkv.weight!, bias).reshape(b, n, 3, heads, wide / heads).permute(2, 0, 3, 1, 4);
+        var packed = F.linear(x, qkv.weight!, bias).reshape(b, n, 3, heads, wide / heads).permute(2, 0, 3, 1, 4);
         var attended = F.scaled_dot_product_attention(packed[0], packed[1], packed[2]); // (B, H, N, hd)
         Tensor merged;
         if (inDim > outDim)
@@ -270,7 +250,7 @@ internal sealed class PlainAttention : nn.Module<Tensor, Tensor>
         {
             merged = attended.transpose(1, 2).reshape(b, n, -1);
         }
-        return FastLinear.Apply(proj, merged).MoveToOuterDisposeScope();
+        return proj.call(merged).MoveToOuterDisposeScope();
     }
 }
 
@@ -295,7 +275,7 @@ internal sealed class GeGluMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var n = norm.call(x);
-        return FastLinear.Apply(w2, F.gelu(FastLinear.Apply(w0, n), GELU.Approximate.tanh) * FastLinear.Apply(w1, n)).MoveToOuterDisposeScope();
+        return w2.call(F.gelu(w0.call(n), GELU.Approximate.tanh) * w1.call(n)).MoveToOuterDisposeScope();
     }
 }
 
@@ -329,7 +309,7 @@ internal sealed class AttnProjection : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         x = x.to(Dtype); // the reference aligns the input with the projection's own precision
-        var y = FastLinear.Apply(proj, norm3.call(x)) + attn.call(norm1.call(x));
+        var y = proj.call(norm3.call(x)) + attn.call(norm1.call(x));
         y = y + mlp.call(norm2.call(y));
         return y.MoveToOuterDisposeScope();
     }
