@@ -71,9 +71,9 @@ internal static class BenchLayersCommand
 
         using var layer = new SiglipEncoderLayer(d, heads, inner, 1e-6);
         layer.to(device); layer.to(bfloat16);
-        Print("encoder layer, separate q/k/v, plain GEMM + bias add", Time(device, () => layer.call(x).Dispose()));
+        Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
         foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
-        Print("encoder layer, fused q/k/v, plain GEMM + bias add", Time(device, () => layer.call(x).Dispose()));
+        Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
 
         using var projection = new AttnProjection(d, 32, 4);
         projection.to(device);
