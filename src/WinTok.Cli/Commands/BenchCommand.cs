@@ -9,6 +9,7 @@ internal static class BenchCommand
     {
         BenchTokenizeCommand.Create(),
         BenchLayersCommand.Create(),
+        BenchPipelineCommand.Create(),
         BenchPreprocessCommand.Create(),
     };
 }

@@ -47,6 +47,20 @@ internal sealed class TokenizerEngine : IDisposable
             return session!.Tokenize(levels, count, semantic);
         }, cancellationToken);
 
+    /// <summary>Serves an already built model under <paramref name="key"/>, for benchmarks and tests without a checkpoint file.</summary>
+    internal Task<ServedModel> ServeAsync(string key, WinTokModel model, CancellationToken cancellationToken) =>
+        Submit(() =>
+        {
+            session?.Model.Dispose();
+            session?.Dispose();
+            var device = ResolveDevice();
+            var precision = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
+            session = new TokenizerSession(model, device, precision);
+            served = new ServedModel(key, "none", model.Config, JsonSerializer.Serialize(ReferenceArgs.FromConfig(model.Config)),
+                device.ToString(), precision.ToString());
+            return served;
+        }, cancellationToken);
+
     /// <summary>Images per call: the configured size, or 128 on a GPU and 8 on the CPU.</summary>
     public int BatchSize => options.BatchSize > 0 ? options.BatchSize : IsCuda ? 128 : 8;
 
