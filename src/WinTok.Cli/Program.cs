@@ -16,9 +16,6 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     BenchCommand.Create(),
 };
 
-// Tables piped to a file or another program are not cut to the 80 columns Spectre assumes without a terminal.
-if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 200;
-
 var parse = root.Parse(args);
 // Ctrl+C and SIGTERM cancel the verb's token and the verb ends on its own terms: a job is recorded as cancelled, a
 // worker drains (HostOptions:ShutdownTimeout). The forced exit only backs that up, so it waits longer than any drain.

@@ -56,7 +56,7 @@ internal static class JobsCommand
         {
             if (parse.GetValue(limit) < 1) return ExitCodes.Usage($"--limit must be at least 1, got {parse.GetValue(limit)}");
             var jobs = await services.GetRequiredService<ResultsRepository>().ListJobsAsync(parse.GetValue(limit), parse.GetValue(status), token);
-            JobReport.WriteJobs(AnsiConsole.Console, jobs);
+            JobReport.WriteJobs(CliConsole.Create(), jobs);
             return ExitCodes.Success;
         }, cancellationToken));
         return command;
@@ -72,13 +72,14 @@ internal static class JobsCommand
         {
             var results = services.GetRequiredService<ResultsRepository>();
             var jobId = parse.GetValue(id);
+            var console = CliConsole.Create();
             while (true)
             {
                 var job = await results.GetJobProgressAsync(jobId, token);
                 if (job is null) return ExitCodes.Usage($"there is no job {jobId}");
                 var partitions = await results.ListPartitionsAsync(jobId, token);
-                if (parse.GetValue(follow) && !Console.IsOutputRedirected) AnsiConsole.Clear();
-                JobReport.WriteJob(AnsiConsole.Console, job, partitions);
+                if (parse.GetValue(follow) && !Console.IsOutputRedirected) console.Clear();
+                JobReport.WriteJob(console, job, partitions);
                 if (!parse.GetValue(follow) || EmbeddedJobRunner.IsFinished(job.Status))
                     return job.Status is JobStatus.Failed or JobStatus.Cancelled ? ExitCodes.Failed : ExitCodes.Success;
                 await Task.Delay(FollowInterval, token);
@@ -157,7 +158,7 @@ internal static class JobsCommand
             if (!embedded) return ExitCodes.Success;
 
             var progress = await services.GetRequiredService<EmbeddedJobRunner>()
-                .WaitAsync(jobId, ProgressDisplay.Create(AnsiConsole.Console, Console.Out), token);
+                .WaitAsync(jobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
             await JobReport.WriteSummaryAsync(Console.Out, progress, results, services.GetService<BlobServiceClient>(), CancellationToken.None);
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using WinTok.Cli.Hosting;
 using WinTok.Worker.Extensions;
@@ -40,6 +41,10 @@ internal static class SubmitCommand
         using var host = builder.Build();
         return await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
+            var blobService = services.GetService<BlobServiceClient>();
+            if (await OutputLocation.ProblemAsync(request.Output, blobService, ignoredFolder: null, token) is { } outputProblem)
+                return ExitCodes.Usage(outputProblem);
+            await OutputLocation.EnsureExistsAsync(request.Output, blobService, token);
             await using var scope = services.CreateAsyncScope();
             SubmittedJob job;
             try

@@ -57,7 +57,9 @@ internal static class TokenizeCommand
         return await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
             var blobService = services.GetService<BlobServiceClient>();
-            if (await OutputProblemAsync(request.Output, blobService, token) is { } outputProblem) return ExitCodes.Usage(outputProblem);
+            if (await OutputLocation.ProblemAsync(request.Output, blobService, StateFolder, token) is { } outputProblem)
+                return ExitCodes.Usage(outputProblem);
+            await OutputLocation.EnsureExistsAsync(request.Output, blobService, token);
 
             SubmittedJob job;
             await using (var scope = services.CreateAsyncScope())
@@ -74,7 +76,7 @@ internal static class TokenizeCommand
             Console.WriteLine($"Job {job.JobId}: {job.Partitions} partitions of {request.Input} ({job.Kind}) -> {request.Output}");
 
             var runner = services.GetRequiredService<EmbeddedJobRunner>();
-            var progress = await runner.WaitAsync(job.JobId, ProgressDisplay.Create(AnsiConsole.Console, Console.Out), token);
+            var progress = await runner.WaitAsync(job.JobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
             var results = services.GetRequiredService<ResultsRepository>();
             await JobReport.WriteSummaryAsync(Console.Out, progress, results, blobService, CancellationToken.None);
             Console.WriteLine($"  results:   {database} (wintok jobs show {job.JobId} --db {database})");
@@ -86,21 +88,6 @@ internal static class TokenizeCommand
     internal static string DefaultDatabase(string output) => FileStores.IsBlobLocation(output)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), StateFolder, "results.db")
         : Path.Combine(output, StateFolder, "results.db");
-
-    /// <summary>
-    /// A new job writes shard names that an earlier job's shards already hold; create-only commits would then conflict
-    /// mid-job, so a non-empty OUTPUT is refused before anything starts.
-    /// </summary>
-    private static async Task<string?> OutputProblemAsync(string output, BlobServiceClient? blobService, CancellationToken cancellationToken)
-    {
-        if (!FileStores.IsBlobLocation(output) && !Directory.Exists(output)) return null;
-        await foreach (var file in FileStores.Open(output, blobService).ListAsync("", cancellationToken))
-        {
-            if (!file.Path.StartsWith(StateFolder + "/", StringComparison.Ordinal))
-                return $"output {output} already holds files ({file.Path}, ...); choose an empty or new location";
-        }
-        return null;
-    }
 
     /// <summary>What the submitter rejects before recording anything: a bad checkpoint or preset, an empty corpus.</summary>
     internal static bool IsBadRequest(Exception exception) =>
