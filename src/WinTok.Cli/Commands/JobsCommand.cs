@@ -140,7 +140,8 @@ internal static class JobsCommand
         if (embedded) builder.AddEmbeddedJobRunner();
         else builder.AddJobQueue();
         using var host = builder.Build();
-        return await WinTokHost.RunJobAsync(host, async (services, token) =>
+        var ranHere = false;
+        var exitCode = await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
             var results = services.GetRequiredService<ResultsRepository>();
             if (await results.GetJobAsync(jobId, token) is null) return ExitCodes.Usage($"there is no job {jobId}");
@@ -157,11 +158,15 @@ internal static class JobsCommand
             Console.WriteLine($"Retrying {reopened.Count} partitions of job {jobId}: {string.Join(", ", reopened)}");
             if (!embedded) return ExitCodes.Success;
 
+            ranHere = true;
             var progress = await services.GetRequiredService<EmbeddedJobRunner>()
                 .WaitAsync(jobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
-            await JobReport.WriteSummaryAsync(Console.Out, progress, results, services.GetService<BlobServiceClient>(), CancellationToken.None);
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);
+
+        // As for `wintok tokenize`: summarised once the host has stopped and the last handler has written the manifest.
+        if (ranHere) await EmbeddedJobRunner.WriteSummaryAsync(host.Services, jobId, Path.GetFullPath(database!), Console.Out);
+        return exitCode;
     }
 
     private static Argument<Guid> JobIdArgument() => new("ID") { Description = "The job id (printed by submit and tokenize)." };

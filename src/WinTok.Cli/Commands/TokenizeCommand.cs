@@ -54,7 +54,8 @@ internal static class TokenizeCommand
         builder.AddTokenizeJobs(builder.AddJobQueue());
         builder.AddEmbeddedJobRunner();
         using var host = builder.Build();
-        return await WinTokHost.RunJobAsync(host, async (services, token) =>
+        Guid? submitted = null;
+        var exitCode = await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
             var blobService = services.GetService<BlobServiceClient>();
             if (await OutputLocation.ProblemAsync(request.Output, blobService, StateFolder, token) is { } outputProblem)
@@ -73,15 +74,18 @@ internal static class TokenizeCommand
                     return ExitCodes.Usage(exception.Message);
                 }
             }
+            submitted = job.JobId;
             Console.WriteLine($"Job {job.JobId}: {job.Partitions} partitions of {request.Input} ({job.Kind}) -> {request.Output}");
-
-            var runner = services.GetRequiredService<EmbeddedJobRunner>();
-            var progress = await runner.WaitAsync(job.JobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
-            var results = services.GetRequiredService<ResultsRepository>();
-            await JobReport.WriteSummaryAsync(Console.Out, progress, results, blobService, CancellationToken.None);
-            Console.WriteLine($"  results:   {database} (wintok jobs show {job.JobId} --db {database})");
+            var progress = await services.GetRequiredService<EmbeddedJobRunner>()
+                .WaitAsync(job.JobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);
+
+        // After the host has stopped: the handler that finished the job has written the manifest by then, and a partition
+        // that was running when the job was cancelled has committed or let go.
+        if (submitted is { } jobId)
+            await EmbeddedJobRunner.WriteSummaryAsync(host.Services, jobId, database, Console.Out);
+        return exitCode;
     }
 
     /// <summary>OUTPUT/.wintok/results.db beside a local dataset, so the job's record travels with it; else the home folder.</summary>

@@ -1,3 +1,5 @@
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using WinTok.Contracts;
@@ -54,6 +56,16 @@ internal sealed class EmbeddedJobRunner(
                 }
             }
         });
+    }
+
+    /// <summary>The closing summary of a job this process ran, read once its host has stopped.</summary>
+    public static async Task WriteSummaryAsync(IServiceProvider services, Guid jobId, string database, TextWriter output)
+    {
+        var results = services.GetRequiredService<ResultsRepository>();
+        var job = await results.GetJobProgressAsync(jobId, CancellationToken.None)
+            ?? throw new InvalidOperationException($"Job {jobId} vanished from the results database");
+        await JobReport.WriteSummaryAsync(output, job, results, services.GetService<BlobServiceClient>(), CancellationToken.None);
+        output.WriteLine($"  results:   {database} (wintok jobs show {jobId} --db {database})");
     }
 
     public static bool IsFinished(string status) => status is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled;

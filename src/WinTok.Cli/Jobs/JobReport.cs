@@ -29,6 +29,12 @@ internal static class JobReport
         if (spec is not null && job.Status == JobStatus.Succeeded)
         {
             var dataset = FileStores.Open(spec.Output, blobService);
+            if (await dataset.GetInfoAsync(DatasetManifest.FileName, cancellationToken) is null)
+            {
+                // The job is marked succeeded just before its last worker writes the manifest.
+                output.WriteLine($"  manifest:  not written yet: {dataset.Describe(DatasetManifest.FileName)}");
+                return;
+            }
             var manifest = await DatasetManifest.ReadAsync(dataset, cancellationToken);
             output.WriteLine($"  manifest:  {dataset.Describe(DatasetManifest.FileName)}");
             var withFailures = manifest.Shards.Where(s => s.Failures > 0).ToList();
