@@ -1,0 +1,132 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using WinTok.Data.Corpus;
+using WinTok.Data.Shards;
+using WinTok.Worker.Extensions;
+using WinTok.Worker.Results;
+
+namespace WinTok.IntegrationTests;
+
+/// <summary>
+/// `wintok tokenize` on embedded defaults, run as users run it: the built CLI as a child process, on the demo kit of
+/// `wintok sample` (24 images in three classes, one corrupt file, a tiny random checkpoint). No server needed.
+/// </summary>
+public sealed class CliTokenizeTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
+    private static readonly Dictionary<string, string> NoEnvironment = [];
+
+    private readonly string folder = Path.Combine(Path.GetTempPath(), "wintok-cli-tests", Guid.NewGuid().ToString("N"));
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(folder) && TestContext.Current.TestState?.Result == TestResult.Passed)
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Tokenize_OnACorpusWithACorruptImage_CommitsAVerifiedDatasetAndRecordsTheFailure()
+    {
+        var (images, checkpoint) = await WriteSampleAsync();
+        var output = Path.Combine(folder, "tokens");
+
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("tokenize",
+            ["tokenize", images, output, "--checkpoint", checkpoint, "--files-per-partition", "10", "--device", "cpu"], NoEnvironment, Patience);
+
+        Assert.True(exitCode == 0, $"tokenize exited with {exitCode}:\n{log}");
+        Assert.Contains(stdout, line => line.Contains("succeeded", StringComparison.Ordinal));
+        var dataset = FileStores.Open(output, blobService: null);
+        var manifest = await DatasetManifest.ReadAsync(dataset, Token);
+        Assert.Equal(new ManifestTotals(3, 24, manifest.Totals.Bytes, 1), manifest.Totals);
+        var failure = Assert.Single(await FailureFile.ReadAsync(dataset, manifest.Shards.Single(s => s.Failures == 1).ErrorsPath, Token));
+        Assert.EndsWith("corrupt.jpg", failure.Key, StringComparison.Ordinal);
+
+        var (verifyExitCode, verifyStdout, verifyLog) = await WorkerProcess.RunAsync("verify", ["verify", output], NoEnvironment, Patience);
+        Assert.True(verifyExitCode == 0, $"verify exited with {verifyExitCode}:\n{verifyLog}");
+        Assert.Contains(verifyStdout, line => line.EndsWith("OK, 3 shards, 24 rows", StringComparison.Ordinal));
+
+        var job = await ReadEmbeddedJobAsync(Path.Combine(output, ".wintok", "results.db"), JobIdIn(stdout));
+        Assert.Equal(JobStatus.Succeeded, job.Status);
+        Assert.Equal(1, job.ItemFailures);
+    }
+
+    [Fact]
+    public async Task Tokenize_WhenTheInputFolderIsMissing_ExitsWith2AndNamesIt()
+    {
+        var (_, checkpoint) = await WriteSampleAsync();
+        var missing = Path.Combine(folder, "no-such-images");
+
+        var (exitCode, _, log) = await WorkerProcess.RunAsync("tokenize",
+            ["tokenize", missing, Path.Combine(folder, "tokens"), "--checkpoint", checkpoint], NoEnvironment, Patience);
+
+        Assert.Equal(2, exitCode);
+        AssertOneLineError(log, $"wintok: input folder {missing} does not exist");
+    }
+
+    [Fact]
+    public async Task Tokenize_WhenTheCheckpointIsUnreadable_ExitsWith2AndSaysWhy()
+    {
+        var (images, _) = await WriteSampleAsync();
+        var notACheckpoint = Path.Combine(folder, "notes.safetensors");
+        await File.WriteAllTextAsync(notACheckpoint, "not a checkpoint", Token);
+
+        var (exitCode, _, log) = await WorkerProcess.RunAsync("tokenize",
+            ["tokenize", images, Path.Combine(folder, "tokens"), "--checkpoint", notACheckpoint], NoEnvironment, Patience);
+
+        Assert.Equal(2, exitCode);
+        AssertOneLineError(log, $"wintok: Cannot read checkpoint '{notACheckpoint}'");
+    }
+
+    [Fact]
+    public async Task Tokenize_WithoutACheckpoint_ExitsWith2()
+    {
+        var (exitCode, _, log) = await WorkerProcess.RunAsync("tokenize", ["tokenize", folder, Path.Combine(folder, "tokens")], NoEnvironment, Patience);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("Option '--checkpoint' is required.", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>`wintok sample` into the test's folder; returns the images folder and the checkpoint.</summary>
+    private async Task<(string Images, string Checkpoint)> WriteSampleAsync()
+    {
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("sample", ["sample", folder], NoEnvironment, Patience);
+        Assert.True(exitCode == 0, $"sample exited with {exitCode}:\n{log}");
+        Assert.Contains(stdout, line => line.Contains("RANDOM-INITIALISED", StringComparison.Ordinal));
+        return (Path.Combine(folder, "images"), Path.Combine(folder, "random-tiny.safetensors"));
+    }
+
+    /// <summary>The id of "Job {id}: 3 partitions of ...", the first line `wintok tokenize` prints.</summary>
+    internal static Guid JobIdIn(IReadOnlyList<string> stdout) =>
+        Guid.Parse(stdout.First(line => line.StartsWith("Job ", StringComparison.Ordinal)).Split(' ', ':')[1], CultureInfo.InvariantCulture);
+
+    private static async Task<JobProgress> ReadEmbeddedJobAsync(string database, Guid jobId)
+    {
+        using var host = ServicesFixture.BuildHost(new Dictionary<string, string?>
+        {
+            ["ResultsDatabase:Provider"] = "Sqlite",
+            ["ResultsDatabase:ConnectionString"] = $"Data Source={database}",
+        }, builder => builder.AddResultsStore());
+        await host.StartAsync(Token);
+        try
+        {
+            return await host.Services.GetRequiredService<ResultsRepository>().GetJobProgressAsync(jobId, Token)
+                ?? throw new InvalidOperationException($"{database} has no job {jobId}");
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>The problem on stderr as one line, and no stack trace anywhere.</summary>
+    private static void AssertOneLineError(string log, string expectedStart)
+    {
+        Assert.Contains(log.Split('\n'), line => line.StartsWith("tokenize err: " + expectedStart, StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+    }
+}
