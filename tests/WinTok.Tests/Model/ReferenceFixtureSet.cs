@@ -70,12 +70,17 @@ internal sealed class ReferenceFixtureSet
         Cache.GetOrAdd(configPath + "|" + format, _ => new Lazy<ReferenceFixtureSet>(() => new ReferenceFixtureSet(configPath, format))).Value;
 
     /// <summary>
-    /// Every <c>*.config.json</c> in ../shared/fixtures/reference and, when set, in the folder named by
+    /// Every <c>*.config.json</c> in ../shared/fixtures/reference, in this project's held-out sets (HeldOutFixtures/,
+    /// made by the reference code with other shapes) and, when set, in the folder named by
     /// <c>WINTOK_PARITY_FIXTURES</c>; each with both checkpoint formats.
     /// </summary>
     public static TheoryData<string, string> All()
     {
-        var folders = new List<string> { CheckpointTestFiles.Reference };
+        var folders = new List<string>
+        {
+            CheckpointTestFiles.Reference,
+            Path.Combine(CheckpointTestFiles.RepositoryRoot, "tests", "WinTok.Tests", "Model", "HeldOutFixtures"),
+        };
         if (Environment.GetEnvironmentVariable("WINTOK_PARITY_FIXTURES") is { Length: > 0 } extra) folders.Add(extra);
         var data = new TheoryData<string, string>();
         foreach (var config in folders.SelectMany(f => Directory.EnumerateFiles(f, "*.config.json")).Order(StringComparer.Ordinal))
