@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -68,6 +70,45 @@ public sealed class CliSubmitTests(ServicesFixture services) : IAsyncDisposable
         var (showExitCode, showStdout, showLog) = await WorkerProcess.RunAsync("show", ["jobs", "show", jobId.ToString()], Environment(), Patience);
         Assert.True(showExitCode == 0, $"jobs show exited with {showExitCode}:\n{showLog}");
         Assert.Contains(showStdout, line => line.Contains("3 total, 3 committed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Worker_WhenStartedThenSentSigterm_WritesItsHealthFileThenRemovesItAndExitsWith0()
+    {
+        await services.RequirePostgresAsync();
+        await services.RequireRabbitMqAsync();
+        Directory.CreateDirectory(folder);
+        var healthFile = Path.Combine(folder, "worker.healthy");
+        File.Delete(healthFile);
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(WorkerProcess.CliDll);
+        start.ArgumentList.Add("worker");
+        foreach (var (key, value) in Environment()) start.Environment[key] = value;
+        start.Environment["Worker__HealthFile"] = healthFile;
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet");
+        var stderr = process.StandardError.ReadToEndAsync(Token);
+        var stdout = process.StandardOutput.ReadToEndAsync(Token);
+        try
+        {
+            Assert.True(await ServicesFixture.EventuallyAsync(() => Task.FromResult(File.Exists(healthFile)), TimeSpan.FromMinutes(1)),
+                "the worker wrote no health file");
+
+            using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync(Token);
+            }
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(Token);
+            limit.CancelAfter(TimeSpan.FromMinutes(1));
+            await process.WaitForExitAsync(limit.Token);
+
+            Assert.True(process.ExitCode == 0, $"worker exited with {process.ExitCode}:\n{await stderr}");
+            Assert.False(File.Exists(healthFile), "the stopped worker left its health file behind");
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            TestContext.Current.TestOutputHelper?.WriteLine(await stdout + await stderr);
+        }
     }
 
     /// <summary>What `wintok worker` adds to its host, minus the health file, on the test's queue prefix.</summary>
