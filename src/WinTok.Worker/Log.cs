@@ -67,18 +67,6 @@ internal static partial class Log
     public static partial void RetryingBrokerCall(ILogger logger, Exception? exception, int attempt, long delayMs);
 
     // 3000s: storage
-    [LoggerMessage(3001, LogLevel.Debug, "Uploading {Uri} ({Length} bytes)...")]
-    public static partial void UploadingBlob(ILogger logger, Uri uri, long length);
-
-    [LoggerMessage(3002, LogLevel.Information, "Uploaded {Uri} ({Length} bytes) in {DurationMs}ms")]
-    public static partial void UploadedBlob(ILogger logger, Uri uri, long length, long durationMs);
-
-    [LoggerMessage(3003, LogLevel.Information, "{Uri} already holds sha256 {Sha256}; nothing to upload")]
-    public static partial void BlobAlreadyPresent(ILogger logger, Uri uri, string sha256);
-
-    [LoggerMessage(3004, LogLevel.Error, "{Uri} already exists with sha256 {ExistingSha256}, not {Sha256}")]
-    public static partial void BlobConflict(ILogger logger, Uri uri, string sha256, string? existingSha256);
-
     [LoggerMessage(3090, LogLevel.Warning, "Blob storage call failed; retry {Attempt} in {DelayMs}ms")]
     public static partial void RetryingBlobCall(ILogger logger, Exception? exception, int attempt, long delayMs);
 

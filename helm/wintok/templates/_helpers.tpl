@@ -148,14 +148,6 @@ Environment shared by every WinTok container: connection strings from the Secret
   value: {{ include "wintok.timespan" .Values.config.tokenize.leaseSeconds | quote }}
 - name: Tokenize__CheckpointCache
   value: {{ .Values.worker.checkpointCache.path | quote }}
-{{- range $name, $store := .Values.config.blobStores }}
-- name: BlobStores__{{ $name }}__Container
-  value: {{ $store.container | quote }}
-{{- if $store.prefix }}
-- name: BlobStores__{{ $name }}__Prefix
-  value: {{ $store.prefix | quote }}
-{{- end }}
-{{- end }}
 - name: Logging__LogLevel__Default
   value: {{ .Values.config.logLevel | quote }}
 {{- range $name, $value := .Values.config.extra }}

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Options;
 using WinTok.Worker.Messaging;
 using WinTok.Worker.Resilience;
 using WinTok.Worker.Results;
-using WinTok.Worker.Storage;
 
 namespace WinTok.Worker.Extensions;
 
@@ -14,8 +13,6 @@ internal sealed partial class RetryPipelineOptionsValidator : IValidateOptions<R
 [OptionsValidator]
 internal sealed partial class ResultsDatabaseOptionsValidator : IValidateOptions<ResultsDatabaseOptions>;
 
-[OptionsValidator]
-internal sealed partial class BlobStoreOptionsValidator : IValidateOptions<BlobStoreOptions>;
 
 [OptionsValidator]
 internal sealed partial class JobQueueOptionsValidator : IValidateOptions<JobQueueOptions>;

@@ -152,9 +152,16 @@ internal sealed class TokenizePartitionHandler(
         return failures.Select(f => new ItemFailure(f.Key, f.Source, f.Reason)).ToList();
     }
 
+    /// <summary>
+    /// Once every partition is committed: writes the manifest, then marks the job succeeded. In that order, so a job
+    /// that reads succeeded always has its manifest, and a worker that dies (or a storage outage that strikes) before
+    /// the manifest is written leaves the job running for the redelivered message to finish. Workers that finish at
+    /// once both write it: the manifest is create-only and identical, so the second write is a no-op.
+    /// </summary>
     private async Task FinishJobIfLastAsync(Guid jobId, TokenizeJobSpec spec, int partitions, CancellationToken cancellationToken)
     {
-        if (!await results.TryCompleteJobAsync(jobId, cancellationToken)) return;
+        var progress = await results.GetJobProgressAsync(jobId, cancellationToken);
+        if (progress is null || progress.Status is not (JobStatus.Queued or JobStatus.Running) || progress.Committed < partitions) return;
         var checkpoint = await CheckpointFiles.ResolveAsync(spec.Checkpoint, blobService, tokenizeOptions.Value.CheckpointCache, cancellationToken);
         var model = await engine.LoadAsync(checkpoint, spec.Encoder, cancellationToken);
         var preprocessor = Preprocessor(spec);
@@ -162,6 +169,7 @@ internal sealed class TokenizePartitionHandler(
         var manifest = await PartitionRetry.ExecuteAsync(async token => await DatasetFinalizer.WriteManifestAsync(
             output, Metadata(jobId, spec, model, preprocessor), partitions, token), cancellationToken);
         Log.WroteManifest(logger, jobId, manifest.Totals.Shards, manifest.Totals.Rows, manifest.Totals.Failures);
+        await results.TryCompleteJobAsync(jobId, cancellationToken);
     }
 
     /// <summary>Waits out another worker's lease (it may have died: its lease then expires) and claims the partition.</summary>
