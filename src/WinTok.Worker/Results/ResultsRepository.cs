@@ -214,9 +214,10 @@ internal sealed class ResultsRepository(
 
     /// <summary>
     /// Marks the job succeeded when every partition is committed. Returns true to exactly one caller: the job row is
-    /// updated only while still queued or running, and concurrent callers serialize on that row, so whoever commits
-    /// the last partition (then calls this) writes the manifest. Call it after every commit, including an
-    /// <c>AlreadyCommitted</c> one, so a worker that died between commit and this call is covered by the redelivery.
+    /// updated only while still queued or running, and concurrent callers serialize on that row. The tokenize handler
+    /// writes the manifest first and calls this after, so a succeeded job always has its manifest; it does so after
+    /// every commit, including an <c>AlreadyCommitted</c> one, so a worker that died in between is covered by the
+    /// redelivery.
     /// </summary>
     public Task<bool> TryCompleteJobAsync(Guid jobId, CancellationToken cancellationToken) =>
         RunAsync(async (connection, transaction, token) =>
