@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WinTok.Cli.Hosting;
 using WinTok.Worker.Extensions;
@@ -28,6 +29,8 @@ internal static class WorkerCommand
         using var host = builder.Build();
         if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
         await host.RunAsync(cancellationToken);
-        return ExitCodes.Success;
+        // A consumer that died stopped the host (it is logged); a non-zero exit makes the orchestrator restart the worker.
+        var crashed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().Any(s => s.ExecuteTask is { IsFaulted: true });
+        return crashed ? ExitCodes.Failed : ExitCodes.Success;
     }
 }
