@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
+using WinTok.Worker.Resilience;
 
 namespace WinTok.Cli.Hosting;
 
@@ -26,6 +27,9 @@ internal enum Verbosity
 internal static class WinTokHost
 {
     /// <summary>Longest a stopping host waits for its services; above <c>JobQueue:DrainTimeout</c> (30 s) so a drained partition is still recorded.</summary>
+    private const string SettingsSources =
+        "settings come from appsettings.json, environment variables such as WINTOK_POSTGRES and WINTOK_RABBITMQ (deploy/services.env), and the command line";
+
     private static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(60);
 
     public static HostApplicationBuilder CreateBuilder(Verbosity verbosity, IReadOnlyDictionary<string, string?>? settings = null)
@@ -47,7 +51,9 @@ internal static class WinTokHost
             builder.Configuration.AddInMemoryCollection(settings);
         }
 
-        var shutdownTimeout = builder.Configuration.GetValue<TimeSpan?>("HostOptions:ShutdownTimeout") ?? DefaultShutdownTimeout;
+        // HostOptions:ShutdownTimeout, else the host's own shutdownTimeoutSeconds (the Helm chart sets both).
+        var shutdownTimeout = builder.Configuration.GetValue<TimeSpan?>("HostOptions:ShutdownTimeout")
+            ?? (builder.Configuration.GetValue<int?>("shutdownTimeoutSeconds") is { } seconds ? TimeSpan.FromSeconds(seconds) : DefaultShutdownTimeout);
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = shutdownTimeout);
 
         builder.Logging.ClearProviders();
@@ -71,14 +77,21 @@ internal static class WinTokHost
     public static async Task<int> RunJobAsync(IHost host, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)
     {
         if (await SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
-        await host.StartAsync(cancellationToken);
         try
         {
+            await host.StartAsync(cancellationToken);
             return await job(host.Services, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             Console.Error.WriteLine("wintok: interrupted");
+            return ExitCodes.Failed;
+        }
+        catch (Exception exception) when (IsUnreachable(exception))
+        {
+            // Still failing once the resilience pipeline's retries (logged above) are spent: a server is down or
+            // misnamed, which the user fixes; the stack trace would only hide that.
+            Console.Error.WriteLine($"wintok: {exception.GetType().Name}: {exception.Message}");
             return ExitCodes.Failed;
         }
         finally
@@ -101,11 +114,14 @@ internal static class WinTokHost
         }
         catch (OptionsValidationException exception)
         {
-            return $"bad settings: {string.Join("; ", exception.Failures)}";
+            return $"bad settings: {string.Join("; ", exception.Failures)} ({SettingsSources})";
         }
         catch (AggregateException exception) when (exception.InnerExceptions.All(e => e is OptionsValidationException))
         {
-            return $"bad settings: {string.Join("; ", exception.InnerExceptions.SelectMany(e => ((OptionsValidationException)e).Failures))}";
+            return $"bad settings: {string.Join("; ", exception.InnerExceptions.SelectMany(e => ((OptionsValidationException)e).Failures))} ({SettingsSources})";
         }
     }
+
+    private static bool IsUnreachable(Exception exception) => TransientFailures.IsTransientDatabase(exception)
+        || TransientFailures.IsTransientBroker(exception) || TransientFailures.IsTransientBlob(exception);
 }
