@@ -28,9 +28,10 @@ internal static class WorkerCommand
         builder.AddTokenizeJobs(builder.AddJobQueue());
         using var host = builder.Build();
         if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
+        // Taken before RunAsync, which disposes the host's services when it returns.
+        var backgroundServices = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToList();
         await host.RunAsync(cancellationToken);
         // A consumer that died stopped the host (it is logged); a non-zero exit makes the orchestrator restart the worker.
-        var crashed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>().Any(s => s.ExecuteTask is { IsFaulted: true });
-        return crashed ? ExitCodes.Failed : ExitCodes.Success;
+        return backgroundServices.Any(s => s.ExecuteTask is { IsFaulted: true }) ? ExitCodes.Failed : ExitCodes.Success;
     }
 }
