@@ -134,6 +134,25 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
     [Theory]
     [InlineData("Postgres")]
     [InlineData("Sqlite")]
+    public async Task ReleasePartitionAsync_AfterAFailedAttempt_LetsTheRedeliveryClaimAtOnce(string provider)
+    {
+        var results = await RepositoryAsync(Enum.Parse<ResultsProvider>(provider));
+        var jobId = await NewJobAsync(results, partitions: 1);
+        await results.TryClaimPartitionAsync(jobId, 0, "w1", TimeSpan.FromMinutes(5), Token);
+
+        var releasedByOther = await results.ReleasePartitionAsync(jobId, 0, "w2", Token);
+        var released = await results.ReleasePartitionAsync(jobId, 0, "w1", Token);
+        var again = await results.TryClaimPartitionAsync(jobId, 0, "w1", TimeSpan.FromMinutes(5), Token);
+
+        Assert.False(releasedByOther);
+        Assert.True(released);
+        Assert.Equal(ClaimOutcome.Claimed, again.Outcome);
+        Assert.Equal(2, again.Attempt);
+    }
+
+    [Theory]
+    [InlineData("Postgres")]
+    [InlineData("Sqlite")]
     public async Task ResetFailedPartitionsAsync_WhenJobFailed_ReopensOnlyWhatFailed(string provider)
     {
         var results = await RepositoryAsync(Enum.Parse<ResultsProvider>(provider));

@@ -10,7 +10,7 @@ internal sealed class RetryPipelineOptions
 {
     /// <summary>Retries after the first try.</summary>
     /// <value>8.</value>
-    [Range(0, 100)]
+    [Range(1, 100)] // Polly's retry strategy needs at least one attempt
     public int MaxRetryAttempts { get; set; } = 8;
 
     /// <summary>Delay before the first retry; doubles each retry, with jitter.</summary>

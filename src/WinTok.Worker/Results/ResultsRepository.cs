@@ -137,6 +137,17 @@ internal sealed class ResultsRepository(
         }, cancellationToken);
 
     /// <summary>
+    /// Gives a running partition back (pending, no lease) when its holder's attempt failed and the message goes back to
+    /// the queue, so the redelivery, possibly to the same worker, claims it at once instead of waiting out the lease.
+    /// False when <paramref name="worker"/> no longer held it.
+    /// </summary>
+    public Task<bool> ReleasePartitionAsync(Guid jobId, int partition, string worker, CancellationToken cancellationToken) =>
+        RunAsync(async (connection, transaction, token) => await ExecuteAsync(connection, transaction, """
+            UPDATE partitions SET status = 'pending', worker = NULL, lease_expires_at = NULL
+            WHERE job_id = @JobId AND partition_index = @Partition AND status = 'running' AND worker = @Worker
+            """, new { JobId = jobId, Partition = partition, Worker = worker }, token) == 1, cancellationToken);
+
+    /// <summary>
     /// Marks the partition committed with its shard and records its item failures, in one transaction. Committing a
     /// partition that is already committed changes nothing and returns <c>AlreadyCommitted</c> with the sha256 on record,
     /// so a redelivered message is a no-op. A commit is accepted whoever holds the lease: shard names and contents are

@@ -21,6 +21,9 @@ internal static partial class Log
     [LoggerMessage(5003, LogLevel.Information, "Job {JobId} was cancelled; abandoned partition {Partition} before its commit")]
     public static partial void AbandonedCancelledPartition(ILogger logger, Guid jobId, int partition);
 
+    [LoggerMessage(5005, LogLevel.Warning, "Could not give back job {JobId} partition {Partition} after a failed attempt; its lease will expire")]
+    public static partial void CouldNotReleasePartition(ILogger logger, Exception exception, Guid jobId, int partition);
+
     [LoggerMessage(5004, LogLevel.Information, "Wrote the manifest of job {JobId}: {Shards} shards, {Rows} rows, {Failures} failed inputs")]
     public static partial void WroteManifest(ILogger logger, Guid jobId, int shards, long rows, long failures);
 }

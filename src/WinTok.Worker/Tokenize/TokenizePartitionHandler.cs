@@ -113,6 +113,20 @@ internal sealed class TokenizePartitionHandler(
         {
             return await FailAsync(message, $"{e.GetType().Name}: {e.Message}", cancellationToken);
         }
+        catch (Exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The message goes back to the queue: give the partition back so its redelivery need not wait out our lease.
+            // If even that fails (the database is what broke), the lease simply expires.
+            try
+            {
+                await results.ReleasePartitionAsync(message.JobId, message.Partition, options.WorkerName, CancellationToken.None);
+            }
+            catch (Exception release) when (TransientFailures.IsTransientDatabase(release) || release is TimeoutException)
+            {
+                Log.CouldNotReleasePartition(logger, release, message.JobId, message.Partition);
+            }
+            throw;
+        }
         finally
         {
             await jobCancelled.CancelAsync();
