@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ -x deploy/services.sh ]; then
+if [ -f deploy/services.sh ]; then
   bash deploy/services.sh start
   # shellcheck disable=SC1091
   source deploy/services.env
@@ -12,7 +12,9 @@ fi
 
 log=$(mktemp)
 set +e
-dotnet test WinTok.sln -c Release 2>&1 | tee "$log"
+# One test project at a time: the fault-injection tests stop and restart the shared RabbitMQ, PostgreSQL and Azurite,
+# which must not happen under another project's tests.
+dotnet test WinTok.sln -c Release --max-parallel-test-modules 1 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
