@@ -11,8 +11,11 @@ namespace WinTok.Worker.Messaging;
 /// <summary>
 /// The process's one AMQP connection, opened on first use (retried while the broker is unreachable) with automatic
 /// connection and topology recovery: after a broker restart the client reconnects, reopens channels, redeclares
-/// queues and re-registers consumers. <see cref="Generation"/> counts recoveries, so a delivery received before one
-/// is never acked on the new channel (its tag would be unknown there and the broker would close the channel).
+/// queues and re-registers consumers. <see cref="Generation"/> counts connection losses, so a delivery received before
+/// one is never acked on the new channel (its tag would be unknown there and the broker would close the channel). It
+/// counts losses, not recoveries: the recovered consumer receives deliveries before <c>RecoverySucceededAsync</c> is
+/// raised, and a delivery stamped with the pre-recovery generation would then never be settled, so with prefetch 1 the
+/// consumer would wait forever (seen in FaultToleranceTests' broker restart).
 /// </summary>
 internal sealed class RabbitMqConnection(
     IOptions<JobQueueOptions> options,
@@ -77,6 +80,7 @@ internal sealed class RabbitMqConnection(
     {
         if (args.Initiator != ShutdownInitiator.Application)
         {
+            Interlocked.Increment(ref generation);
             Log.BrokerConnectionLost(logger, args.ReplyCode, args.ReplyText);
         }
         return Task.CompletedTask;
@@ -84,7 +88,6 @@ internal sealed class RabbitMqConnection(
 
     private Task OnRecoveredAsync(object sender, AsyncEventArgs args)
     {
-        Interlocked.Increment(ref generation);
         Log.BrokerConnectionRecovered(logger);
         return Task.CompletedTask;
     }
