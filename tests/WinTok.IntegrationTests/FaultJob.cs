@@ -2,6 +2,7 @@ using System.Text;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Npgsql;
 using SkiaSharp;
 using TorchSharp;
 using WinTok.Data.Corpus;
@@ -17,8 +18,8 @@ namespace WinTok.IntegrationTests;
 /// One tokenize job run the way production runs it, for the fault tests: a corpus of small images on local disk (with
 /// the corrupt files each test asks for), a tiny random checkpoint, <c>wintok submit</c> to PostgreSQL and RabbitMQ,
 /// and real <c>wintok worker</c> child processes writing to Azurite. Each test gets its own queue prefix, container
-/// and folder, named after it and reset before it starts (a failed run leaves them for a look). Disposing kills every
-/// worker still running.
+/// and folder, named after it and reset before it starts (a failed run leaves them for a look); jobs are recorded in a
+/// database of their own (<see cref="Database"/>). Disposing kills every worker still running.
 /// </summary>
 internal sealed class FaultJob : IAsyncDisposable
 {
@@ -27,15 +28,23 @@ internal sealed class FaultJob : IAsyncDisposable
 
     private static readonly TimeSpan JobTimeout = TimeSpan.FromMinutes(3);
 
+    /// <summary>
+    /// A database of their own on the shared server: other test runs reset the default one (drop its schema) when they
+    /// start, which must not pull the tables from under a job here.
+    /// </summary>
+    private const string Database = "wintok_faults";
+
     private readonly ServicesFixture services;
+    private readonly string postgres;
     private readonly string folder;
     private readonly List<WorkerProcess> workers = [];
     private readonly StringBuilder events = new();
     private readonly IHost resultsHost;
 
-    private FaultJob(ServicesFixture services, string name, string blobConnection, IHost resultsHost)
+    private FaultJob(ServicesFixture services, string name, string postgres, string blobConnection, IHost resultsHost)
     {
         this.services = services;
+        this.postgres = postgres;
         Name = name;
         BlobConnection = blobConnection;
         this.resultsHost = resultsHost;
@@ -81,13 +90,14 @@ internal sealed class FaultJob : IAsyncDisposable
         var connection = blobConnection ?? services.Blob;
         await ResetContainerAsync(new BlobServiceClient(connection).GetBlobContainerClient(name));
 
+        var postgres = await CreateDatabaseAsync(services.Postgres);
         var resultsHost = ServicesFixture.BuildHost(new Dictionary<string, string?>
         {
             ["ResultsDatabase:Provider"] = "Postgres",
-            ["ResultsDatabase:ConnectionString"] = services.Postgres,
+            ["ResultsDatabase:ConnectionString"] = postgres,
         }, builder => builder.AddResultsStore());
         await resultsHost.StartAsync(Token); // migrates, as the workers will
-        var job = new FaultJob(services, name, connection, resultsHost);
+        var job = new FaultJob(services, name, postgres, connection, resultsHost);
         if (Directory.Exists(job.folder))
         {
             Directory.Delete(job.folder, recursive: true);
@@ -250,7 +260,7 @@ internal sealed class FaultJob : IAsyncDisposable
     private Dictionary<string, string> Environment() => new()
     {
         ["WINTOK_RABBITMQ"] = services.RabbitMq,
-        ["WINTOK_POSTGRES"] = services.Postgres,
+        ["WINTOK_POSTGRES"] = postgres,
         ["WINTOK_BLOB_CONNECTION"] = BlobConnection,
         ["JobQueue__QueuePrefix"] = Name,
         ["Tokenize__Device"] = "cpu",
@@ -313,6 +323,29 @@ internal sealed class FaultJob : IAsyncDisposable
         torch.manual_seed(0);
         using var model = new WinTokModel(config);
         WinTokCheckpoint.Save(model, path);
+    }
+
+    /// <summary>Creates <see cref="Database"/> if missing; returns the connection string for it.</summary>
+    private static async Task<string> CreateDatabaseAsync(string server)
+    {
+        await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server) { Pooling = false }.ConnectionString))
+        {
+            await connection.OpenAsync(Token);
+            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", connection);
+            if (await exists.ExecuteScalarAsync(Token) is null)
+            {
+                await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", connection);
+                try
+                {
+                    await create.ExecuteNonQueryAsync(Token);
+                }
+                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
+                {
+                    // created by a concurrent run
+                }
+            }
+        }
+        return new NpgsqlConnectionStringBuilder(server) { Database = Database }.ConnectionString;
     }
 
     private static async Task ResetContainerAsync(BlobContainerClient container)

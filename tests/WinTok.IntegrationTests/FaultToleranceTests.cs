@@ -19,6 +19,9 @@ public sealed class FaultToleranceTests(ServicesFixture services)
 {
     private const int Images = 60;
 
+    /// <summary>For the faults that take seconds to set in: enough partitions that the job is still running when they have.</summary>
+    private const int LongJobImages = 360;
+
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -38,7 +41,7 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     }
 
     [Fact]
-    public async Task Job_WhenAWorkerIsKilledMidPartition_TheOtherWorkerRedoesItWithNothingLostOrDuplicated()
+    public async Task Job_WhenAWorkerIsKilledMidPartition_TheOtherWorkerFinishesWithNothingLostOrDuplicated()
     {
         await using var job = await FaultJob.CreateAsync(services, "faults-killed-worker", Images, CorruptFile.All);
         await job.WithLogsAsync(async () =>
@@ -51,10 +54,11 @@ public sealed class FaultToleranceTests(ServicesFixture services)
 
             await doomed.KillAsync();
             job.Note($"killed worker-a (SIGKILL) while it held partition {partition}");
+            await AssertMidJobAsync(job);
 
+            // Which worker commits that partition is a race (worker-a may have finished it just before the kill);
+            // that it is in the dataset once, like every other, is not.
             await job.AssertDatasetCompleteAsync();
-            var redone = (await job.Results.ListPartitionsAsync(job.JobId, Token)).Single(p => p.Partition == partition);
-            Assert.Equal($"{job.Name}-worker-b", redone.Worker);
         });
     }
 
@@ -86,18 +90,22 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     [Fact]
     public async Task Job_WhenTheBrokerRestartsMidJob_WorkersReconnectAndTheJobCompletes()
     {
-        await using var job = await FaultJob.CreateAsync(services, "faults-broker-restart", Images, CorruptFile.All);
+        // A longer job: RabbitMQ serves for seconds after it is told to stop, and the job must outlast that.
+        await using var job = await FaultJob.CreateAsync(services, "faults-broker-restart", LongJobImages, CorruptFile.All);
         await job.WithLogsAsync(async () =>
         {
             await job.SubmitAsync();
             job.StartWorker("worker-a");
             job.StartWorker("worker-b");
             await job.WaitForCommittedPartitionsAsync(1);
-            await AssertMidJobAsync(job);
 
-            job.Note("restarting RabbitMQ");
-            await ServicesFixture.RunServicesScriptAsync("restart rabbitmq");
-            job.Note("RabbitMQ is back");
+            job.Note("stopping RabbitMQ");
+            await ServicesFixture.RunServicesScriptAsync("stop-one rabbitmq");
+            job.Note("RabbitMQ stopped");
+            await AssertMidJobAsync(job, inFlight: 2); // each worker holds at most one delivery (prefetch 1)
+            await Task.Delay(TimeSpan.FromSeconds(2), Token);
+            await ServicesFixture.RunServicesScriptAsync("start-one rabbitmq");
+            job.Note("RabbitMQ started again");
 
             await job.AssertDatasetCompleteAsync();
         });
@@ -108,18 +116,18 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     {
         // A private Azurite: stopping the shared one would fail the blob tests of other projects running meanwhile.
         var azurite = await ServicesFixture.StartPrivateAzuriteAsync();
-        await using var job = await FaultJob.CreateAsync(services, "faults-azurite-outage", Images, CorruptFile.All, azurite);
+        await using var job = await FaultJob.CreateAsync(services, "faults-azurite-outage", LongJobImages, CorruptFile.All, azurite);
         await job.WithLogsAsync(async () =>
         {
             await job.SubmitAsync();
             job.StartWorker("worker-a");
             job.StartWorker("worker-b");
             await job.WaitForCommittedPartitionsAsync(1);
-            await AssertMidJobAsync(job);
 
             job.Note("stopping Azurite");
             await ServicesFixture.RunServicesScriptAsync("stop-one azurite", privateSet: true);
             job.Note("Azurite stopped");
+            await AssertMidJobAsync(job, inFlight: 0); // no partition commits without its shard
             await Task.Delay(TimeSpan.FromSeconds(20), Token);
             await ServicesFixture.RunServicesScriptAsync("start-one azurite", privateSet: true);
             job.Note("Azurite started again");
@@ -128,11 +136,16 @@ public sealed class FaultToleranceTests(ServicesFixture services)
         });
     }
 
-    /// <summary>The fault must land inside the job, or the test proves nothing.</summary>
-    private static async Task AssertMidJobAsync(FaultJob job)
+    /// <summary>
+    /// The fault must land inside the job, or the test proves nothing: once it has set in, more partitions are left
+    /// than the <paramref name="inFlight"/> ones that can still finish without the failed server.
+    /// </summary>
+    private static async Task AssertMidJobAsync(FaultJob job, int inFlight = 0)
     {
         var (committed, partitions) = await job.ProgressAsync();
-        Assert.True(committed < partitions, $"the job was over ({committed} of {partitions} partitions committed) before the fault");
+        job.Note($"{committed} of {partitions} partitions committed when the fault set in");
+        Assert.True(committed + inFlight < partitions,
+            $"the fault set in too late: {committed} of {partitions} partitions were already committed");
     }
 
     /// <summary>Waits until <paramref name="worker"/> holds a partition it has not committed yet; returns its index.</summary>
