@@ -22,6 +22,8 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     /// <summary>For the faults that take seconds to set in: enough partitions that the job is still running when they have.</summary>
     private const int LongJobImages = 360;
 
+    private const int BrokerJobImages = 480;
+
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -90,8 +92,8 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     [Fact]
     public async Task Job_WhenTheBrokerRestartsMidJob_WorkersReconnectAndTheJobCompletes()
     {
-        // A longer job: RabbitMQ serves for seconds after it is told to stop, and the job must outlast that.
-        await using var job = await FaultJob.CreateAsync(services, "faults-broker-restart", LongJobImages, CorruptFile.All);
+        // The longest job: RabbitMQ serves for 8-13 s after it is told to stop, and the job must outlast that.
+        await using var job = await FaultJob.CreateAsync(services, "faults-broker-restart", BrokerJobImages, CorruptFile.All);
         await job.WithLogsAsync(async () =>
         {
             await job.SubmitAsync();
@@ -99,10 +101,17 @@ public sealed class FaultToleranceTests(ServicesFixture services)
             job.StartWorker("worker-b");
             await job.WaitForCommittedPartitionsAsync(1);
 
+            await using var probe = await new ConnectionFactory { Uri = new Uri(services.RabbitMq), AutomaticRecoveryEnabled = false }
+                .CreateConnectionAsync(Token);
+            var closed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            probe.ConnectionShutdownAsync += (_, _) => { closed.TrySetResult(); return Task.CompletedTask; };
             job.Note("stopping RabbitMQ");
-            await ServicesFixture.RunServicesScriptAsync("stop-one rabbitmq");
+            var stopping = ServicesFixture.RunServicesScriptAsync("stop-one rabbitmq");
+            await closed.Task.WaitAsync(TimeSpan.FromMinutes(1), Token);
+            job.Note("RabbitMQ closed its connections");
+            await AssertMidJobAsync(job, inFlight: 2); // from here each worker can finish only the one delivery it holds
+            await stopping;
             job.Note("RabbitMQ stopped");
-            await AssertMidJobAsync(job, inFlight: 2); // each worker holds at most one delivery (prefetch 1)
             await Task.Delay(TimeSpan.FromSeconds(2), Token);
             await ServicesFixture.RunServicesScriptAsync("start-one rabbitmq");
             job.Note("RabbitMQ started again");
