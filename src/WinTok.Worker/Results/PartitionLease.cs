@@ -49,6 +49,12 @@ internal sealed class PartitionLease : IAsyncDisposable
         CancellationToken cancellationToken) =>
         new(results, jobId, partition, worker, duration, timeProvider, logger, cancellationToken);
 
+    /// <summary>
+    /// Stops renewing before the partition is committed: a committed row is no longer 'running', so a renewal after the
+    /// commit would fail and report a lease loss that did not happen.
+    /// </summary>
+    public void StopRenewing() => stop.Cancel();
+
     public async ValueTask DisposeAsync()
     {
         await stop.CancelAsync();
@@ -76,6 +82,10 @@ internal sealed class PartitionLease : IAsyncDisposable
             catch (OperationCanceledException) when (lost.IsCancellationRequested)
             {
                 return;
+            }
+            if (!held && stop.IsCancellationRequested)
+            {
+                return; // the holder stopped renewing (it is committing) while this renewal was in flight
             }
             if (!held)
             {

@@ -96,6 +96,7 @@ internal sealed class TokenizePartitionHandler(
             var commit = new PartitionCommit(message.JobId, message.Partition, options.WorkerName, shard.Path, shard.Rows, shard.Bytes,
                 shard.Sha256, clock.ElapsedMilliseconds);
             var failures = await ReadFailuresAsync(spec, shard, cancellationToken);
+            lease.StopRenewing();
             await results.CommitPartitionAsync(commit, failures, cancellationToken);
             await FinishJobIfLastAsync(message.JobId, spec, job.PartitionCount, cancellationToken);
             return HandlerOutcome.Done;
