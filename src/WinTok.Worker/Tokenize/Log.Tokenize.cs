@@ -24,6 +24,9 @@ internal static partial class Log
     [LoggerMessage(5005, LogLevel.Warning, "Could not give back job {JobId} partition {Partition} after a failed attempt; its lease will expire")]
     public static partial void CouldNotReleasePartition(ILogger logger, Exception exception, Guid jobId, int partition);
 
+    [LoggerMessage(5090, LogLevel.Warning, "Storage failed while tokenizing job {JobId} partition {Partition} (-1: the manifest); retry {Attempt} of the whole step in {DelayMs}ms")]
+    public static partial void RetryingPartition(ILogger logger, Exception? exception, Guid jobId, int partition, int attempt, long delayMs);
+
     [LoggerMessage(5004, LogLevel.Information, "Wrote the manifest of job {JobId}: {Shards} shards, {Rows} rows, {Failures} failed inputs")]
     public static partial void WroteManifest(ILogger logger, Guid jobId, int shards, long rows, long failures);
 }

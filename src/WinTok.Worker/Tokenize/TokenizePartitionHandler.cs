@@ -36,7 +36,7 @@ internal sealed class TokenizePartitionHandler(
 
     // A storage outage in the middle of a partition restarts the partition here, with backoff, instead of burning the
     // message's delivery limit in seconds. A create-only conflict is not transient: two attempts disagree.
-    private static readonly ResiliencePipeline PartitionRetry = new ResiliencePipelineBuilder()
+    private ResiliencePipeline PartitionRetry(Guid jobId, int partition) => new ResiliencePipelineBuilder { TimeProvider = timeProvider }
         .AddRetry(new RetryStrategyOptions
         {
             ShouldHandle = new PredicateBuilder().Handle<Exception>(e =>
@@ -46,6 +46,12 @@ internal sealed class TokenizePartitionHandler(
             UseJitter = true,
             Delay = TimeSpan.FromSeconds(2),
             MaxDelay = TimeSpan.FromSeconds(30),
+            OnRetry = args =>
+            {
+                Log.RetryingPartition(logger, args.Outcome.Exception, jobId, partition, args.AttemptNumber + 1,
+                    (long)args.RetryDelay.TotalMilliseconds);
+                return ValueTask.CompletedTask;
+            },
         })
         .Build();
 
@@ -91,7 +97,7 @@ internal sealed class TokenizePartitionHandler(
         try
         {
             var clock = Stopwatch.StartNew();
-            var shard = await PartitionRetry.ExecuteAsync(
+            var shard = await PartitionRetry(message.JobId, message.Partition).ExecuteAsync(
                 token => new ValueTask<ShardInfo>(TokenizeAsync(message, spec, partition, options, token)), jobCancelled.Token);
             var commit = new PartitionCommit(message.JobId, message.Partition, options.WorkerName, shard.Path, shard.Rows, shard.Bytes,
                 shard.Sha256, clock.ElapsedMilliseconds);
@@ -181,7 +187,7 @@ internal sealed class TokenizePartitionHandler(
         var model = await engine.LoadAsync(checkpoint, spec.Encoder, cancellationToken);
         var preprocessor = Preprocessor(spec);
         var output = FileStores.Open(spec.Output, blobService);
-        var manifest = await PartitionRetry.ExecuteAsync(async token => await DatasetFinalizer.WriteManifestAsync(
+        var manifest = await PartitionRetry(jobId, -1).ExecuteAsync(async token => await DatasetFinalizer.WriteManifestAsync(
             output, Metadata(jobId, spec, model, preprocessor), partitions, token), cancellationToken);
         Log.WroteManifest(logger, jobId, manifest.Totals.Shards, manifest.Totals.Rows, manifest.Totals.Failures);
         await results.TryCompleteJobAsync(jobId, cancellationToken);
