@@ -69,7 +69,7 @@ public sealed class ResilienceTests(ServicesFixture services)
 
         Assert.All(error.InnerExceptions, inner => Assert.IsType<OptionsValidationException>(inner));
         Assert.Contains("DeliveryLimit must be between 1 and 1000", error.Message);
-        Assert.Contains("Database.MaxRetryAttempts must be between 0 and 100", error.Message);
+        Assert.Contains("Database.MaxRetryAttempts must be between 1 and 100", error.Message);
     }
 
     [Fact]
