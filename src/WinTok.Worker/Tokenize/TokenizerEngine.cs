@@ -49,17 +49,7 @@ internal sealed class TokenizerEngine : IDisposable
 
     /// <summary>Serves an already built model under <paramref name="key"/>, for benchmarks and tests without a checkpoint file.</summary>
     internal Task<ServedModel> ServeAsync(string key, WinTokModel model, CancellationToken cancellationToken) =>
-        Submit(() =>
-        {
-            session?.Model.Dispose();
-            session?.Dispose();
-            var device = ResolveDevice();
-            var precision = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
-            session = new TokenizerSession(model, device, precision);
-            served = new ServedModel(key, "none", model.Config, JsonSerializer.Serialize(ReferenceArgs.FromConfig(model.Config)),
-                device.ToString(), precision.ToString());
-            return served;
-        }, cancellationToken);
+        Submit(() => Serve(key, "none", model), cancellationToken);
 
     /// <summary>Images per call: the configured size, or 128 on a GPU and 8 on the CPU.</summary>
     public int BatchSize => options.BatchSize > 0 ? options.BatchSize : IsCuda ? 128 : 8;
@@ -91,24 +81,28 @@ internal sealed class TokenizerEngine : IDisposable
     private ServedModel Ensure(string localCheckpoint, string? encoderPreset)
     {
         if (served is not null && served.Checkpoint == localCheckpoint) return served;
-        session?.Model.Dispose();
-        session?.Dispose();
-        session = null;
-        served = null;
-
-        var device = ResolveDevice();
-        var precision = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
-        Log.LoadingModel(logger, localCheckpoint, device.ToString());
+        Log.LoadingModel(logger, localCheckpoint, ResolveDevice().ToString());
         var started = TimeProvider.System.GetTimestamp();
         var encoder = encoderPreset is null ? null
             : EncoderShape.Presets.TryGetValue(encoderPreset, out var preset) ? preset
             : throw new ArgumentException($"Unknown encoder preset '{encoderPreset}'; choose one of {string.Join(", ", EncoderShape.Presets.Keys)}");
         var loaded = WinTokCheckpoint.Load(localCheckpoint, encoder);
-        session = new TokenizerSession(loaded.Model, device, precision);
-        served = new ServedModel(localCheckpoint, loaded.Sha256, loaded.Model.Config,
-            JsonSerializer.Serialize(ReferenceArgs.FromConfig(loaded.Model.Config)), device.ToString(), precision.ToString());
-        Log.LoadedModel(logger, localCheckpoint, loaded.Sha256, served.Device, served.Precision,
+        var model = Serve(localCheckpoint, loaded.Sha256, loaded.Model);
+        Log.LoadedModel(logger, localCheckpoint, loaded.Sha256, model.Device, model.Precision,
             (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
+        return model;
+    }
+
+    /// <summary>Replaces the served model: bf16 stacks on a GPU, float32 on the CPU.</summary>
+    private ServedModel Serve(string key, string sha256, WinTokModel model)
+    {
+        session?.Model.Dispose();
+        session?.Dispose();
+        var device = ResolveDevice();
+        var precision = device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32;
+        session = new TokenizerSession(model, device, precision);
+        served = new ServedModel(key, sha256, model.Config, JsonSerializer.Serialize(ReferenceArgs.FromConfig(model.Config)),
+            device.ToString(), precision.ToString());
         return served;
     }
 
