@@ -1,4 +1,5 @@
 using System.CommandLine;
+using WinTok.Checkpoints;
 using WinTok.Cli.Commands;
 using WinTok.Cli.Hosting;
 
@@ -19,5 +20,20 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
 var parse = root.Parse(args);
 // Ctrl+C and SIGTERM cancel the verb's token and the verb ends on its own terms: a job is recorded as cancelled, a
 // worker drains (HostOptions:ShutdownTimeout). The forced exit only backs that up, so it waits longer than any drain.
-var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(15) });
-return parse.Errors.Count > 0 ? ExitCodes.BadArguments : exitCode;
+// Bad input that reaches a verb unhandled (an unreadable checkpoint, a missing folder, an unknown preset) is the
+// user's to fix: one line naming it and exit code 2, not a stack trace. Anything else still crashes loudly.
+try
+{
+    var exitCode = await parse.InvokeAsync(new InvocationConfiguration
+    {
+        ProcessTerminationTimeout = TimeSpan.FromMinutes(15),
+        EnableDefaultExceptionHandler = false,
+    });
+    return parse.Errors.Count > 0 ? ExitCodes.BadArguments : exitCode;
+}
+catch (Exception e) when (e is CheckpointFormatException or CheckpointMismatchException or ArgumentException
+    or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+{
+    await Console.Error.WriteLineAsync($"wintok: {e.Message}");
+    return ExitCodes.BadArguments;
+}

@@ -41,7 +41,9 @@ internal static class BenchPipelineCommand
     private static async Task<int> RunAsync(string photoFolder, int count, string presetName, int semanticTokens, int batch,
         int filesPerPartition, int concurrent, int decodeThreads, CancellationToken cancellationToken)
     {
-        var shape = EncoderShape.Presets[presetName];
+        var shape = EncoderShape.Presets.TryGetValue(presetName, out var preset) ? preset
+            : throw new ArgumentException($"Unknown preset '{presetName}'; choose one of {string.Join(", ", EncoderShape.Presets.Keys)}");
+        if (!Directory.Exists(photoFolder)) throw new DirectoryNotFoundException($"No photo folder {photoFolder}");
         var work = Directory.CreateTempSubdirectory("wintok-bench-");
         try
         {
