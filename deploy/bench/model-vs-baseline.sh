@@ -2,7 +2,7 @@
 # Side-by-side model throughput on the GPU machine: ../shared/gpu/torch_baseline.py (eager PyTorch, bf16 autocast)
 # and `wintok bench tokenize` (TorchSharp, bf16 encoder/decoder, fp32 projections and VQ), same machine, same run.
 # Peak GPU memory of each process is sampled with nvidia-smi every 100 ms.
-#   bash deploy/bench/model-vs-baseline.sh [BATCH] [SEMANTIC_TOKENS...]
+#   bash deploy/bench/model-vs-baseline.sh [BATCH] [SEMANTIC_TOKENS...]      (WINTOK_MODES=bf16,bf16-torch adds modes)
 # Expects the packed CLI in .gpu/ (../shared/gpu/pack.sh src/WinTok.Cli/WinTok.Cli.csproj) and torch_baseline.py
 # copied to .gpu/.
 set -euo pipefail
@@ -20,5 +20,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 for n in $tokens; do
   peak python3 .gpu/torch_baseline.py --semantic-tokens "$n" --batch "$batch" --modes bf16
-  peak bash .gpu/run.sh WinTok.Cli.dll bench tokenize --semantic-tokens "$n" --batch "$batch" --modes bf16 --agreement
+  peak bash .gpu/run.sh WinTok.Cli.dll bench tokenize --semantic-tokens "$n" --batch "$batch" --modes "${WINTOK_MODES:-bf16}" --agreement
 done

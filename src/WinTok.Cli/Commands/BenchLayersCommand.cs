@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
+using WinTok.Cuda;
 using WinTok.Model;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -44,6 +45,11 @@ internal static class BenchLayersCommand
         Print("linear D->D", Time(device, () => square.call(x).Dispose()));
         Print("linear D->I", Time(device, () => up.call(x).Dispose()));
         Print("linear I->D", Time(device, () => down.call(wide).Dispose()));
+        CompareDense("D->3D", device, qkv, x, residual: null, gelu: false);
+        CompareDense("D->D + residual", device, square, x, residual: x, gelu: false);
+        CompareDense("D->I + gelu", device, up, x, residual: null, gelu: true);
+        CompareDense("I->D + residual", device, down, wide, residual: x, gelu: false);
+        CheckGeluFlavour(device, up, x);
         using var weight = up.weight!.detach().clone();
         using var x2d = x.view(-1, d);
         Print("matmul D->I, no bias (3-D input)", Time(device, () => x.matmul(weight.t()).Dispose()));
@@ -74,6 +80,9 @@ internal static class BenchLayersCommand
         Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
         foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
         Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
+        CublasLtLinear.Enabled = false;
+        Print("encoder layer, fused q/k/v, torch addmm (no cuBLASLt epilogues)", Time(device, () => layer.call(x).Dispose()));
+        CublasLtLinear.Enabled = true;
 
         using var projection = new AttnProjection(d, 32, 4);
         projection.to(device);
@@ -86,7 +95,40 @@ internal static class BenchLayersCommand
         quantizer.to(device);
         using var features = randn([batch, shape.NumPatches, 32], device: device);
         Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
+        foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"LTPLAN {plan}");
         return 0;
+    }
+
+    /// <summary>Times one linear layer through cuBLASLt with its epilogue and through torch, and compares the outputs.</summary>
+    private static void CompareDense(string name, Device device, Linear layer, Tensor x, Tensor? residual, bool gelu)
+    {
+        CublasLtLinear.Enabled = false;
+        using var expected = Dense.Forward(layer, x, residual, gelu);
+        Print($"dense {name}, torch addmm + separate ops", Time(device, () => Dense.Forward(layer, x, residual, gelu).Dispose()));
+        CublasLtLinear.Enabled = true;
+        using var actual = Dense.Forward(layer, x, residual, gelu);
+        Print($"dense {name}, cuBLASLt epilogue", Time(device, () => Dense.Forward(layer, x, residual, gelu).Dispose()));
+        using var difference = (actual.to(float32) - expected.to(float32)).abs();
+        using var scale = expected.to(float32).abs().max();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"CHECK dense {name}: max |cuBLASLt - torch| = {difference.max().item<float>():G4} (max |y| = {scale.item<float>():G4}), " +
+            $"mean = {difference.mean().item<float>():G4}"));
+    }
+
+    /// <summary>cuBLASLt's GELU epilogue must be the tanh approximation SigLIP uses, not the erf form.</summary>
+    private static void CheckGeluFlavour(Device device, Linear layer, Tensor x)
+    {
+        if (device.type != DeviceType.CUDA) return;
+        CublasLtLinear.Enabled = false;
+        using var scope = NewDisposeScope();
+        var pre = Dense.Forward(layer, x).to(float32);
+        CublasLtLinear.Enabled = true;
+        var fused = Dense.Forward(layer, x, gelu: true).to(float32);
+        var region = (pre > -4.0).logical_and(pre < -1.5); // where the two GELU forms differ most, relative to the value
+        var tanhError = (fused - F.gelu(pre, GELU.Approximate.tanh)).abs().masked_select(region).mean().item<float>();
+        var erfError = (fused - F.gelu(pre)).abs().masked_select(region).mean().item<float>();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"CHECK gelu epilogue on pre-activations in (-4, -1.5): mean |fused - gelu_tanh| = {tanhError:G4}, mean |fused - gelu_erf| = {erfError:G4}"));
     }
 
     private static double Time(Device device, Action step, int iters = 20)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
+using WinTok.Cuda;
 using WinTok.Model;
 using static TorchSharp.torch;
 
@@ -19,7 +20,7 @@ internal static class BenchTokenizeCommand
         var preset = new Option<string>("--preset") { Description = "Encoder preset: " + string.Join(", ", EncoderShape.Presets.Keys), DefaultValueFactory = _ => "so400m-16-256" };
         var semanticTokens = new Option<int>("--semantic-tokens") { Description = "Number of semantic tokens N.", DefaultValueFactory = _ => 32 };
         var batch = new Option<int>("--batch") { Description = "Images per batch.", DefaultValueFactory = _ => 128 };
-        var modes = new Option<string>("--modes") { Description = "Comma-separated precisions: bf16, tf32, fp32.", DefaultValueFactory = _ => "bf16" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated precisions: bf16, bf16-torch (bf16 without the cuBLASLt epilogues), tf32, fp32.", DefaultValueFactory = _ => "bf16" };
         var iters = new Option<int>("--iters") { Description = "Timed batches per measurement.", DefaultValueFactory = _ => 5 };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint to load (.pth or .safetensors); random weights when absent." };
         var device = new Option<string>("--device") { Description = "cuda or cpu.", DefaultValueFactory = _ => cuda.is_available() ? "cuda" : "cpu" };
@@ -51,7 +52,8 @@ internal static class BenchTokenizeCommand
         {
             backends.cuda.matmul.allow_tf32 = mode == "tf32";
             backends.cudnn.allow_tf32 = mode == "tf32";
-            using var model = Clone(weights, device, mode == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32);
+            CublasLtLinear.Enabled = mode != "bf16-torch"; // bf16 with every linear layer through torch, for comparison
+            using var model = Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32);
             using var input = (rand([batch, 3, config.Encoder.ImageSize, config.Encoder.ImageSize], device: device) * 2 - 1);
             Report("tokenize", mode, presetName, config, batch, Time(device, iters, () => model.ImageToIndices(input).Dispose()), batch * iters);
             Report("roundtrip", mode, presetName, config, batch, Time(device, Math.Max(1, iters - 2), () =>
@@ -61,6 +63,8 @@ internal static class BenchTokenizeCommand
             }), batch * Math.Max(1, iters - 2));
             Console.WriteLine($"WINTOK gpu_memory mode={mode} used_mib={GpuMemoryUsedMiB()}");
         }
+        CublasLtLinear.Enabled = true;
+        foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"WINTOK cublaslt_plan {plan}");
         if (agreement) MeasureAgreement(weights, device, batch);
         weights.Dispose();
         return 0;
@@ -77,11 +81,19 @@ internal static class BenchTokenizeCommand
         using var scope = NewDisposeScope();
         var input = rand([batch, 3, size, size], device: device) * 2 - 1;
         var reference = fp32.ImageToIndices(input);
-        var fast = bf16.ImageToIndices(input);
+        Report("bf16", reference, bf16.ImageToIndices(input), batch);
+        if (device.type != DeviceType.CUDA) return;
+        CublasLtLinear.Enabled = false;
+        Report("bf16-torch", reference, bf16.ImageToIndices(input), batch);
+        CublasLtLinear.Enabled = true;
+    }
+
+    private static void Report(string mode, Tensor reference, Tensor fast, int batch)
+    {
         var equal = reference.eq(fast).to(float32);
         var perCodebook = equal.mean([0, 2]).cpu().data<float>().ToArray();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"WINTOK bf16_agreement tokens={equal.mean().item<float>() * 100:F2}% per_codebook=[{string.Join(", ", perCodebook.Select(p => (p * 100).ToString("F2", CultureInfo.InvariantCulture)))}] images_all_equal={equal.flatten(1).min(1).values.mean().item<float>() * 100:F2}% batch={batch}"));
+            $"WINTOK bf16_agreement mode={mode} tokens={equal.mean().item<float>() * 100:F2}% per_codebook=[{string.Join(", ", perCodebook.Select(p => (p * 100).ToString("F2", CultureInfo.InvariantCulture)))}] images_all_equal={equal.flatten(1).min(1).values.mean().item<float>() * 100:F2}% batch={batch}"));
     }
 
     private static WinTokModel LoadOrCreate(string? checkpoint, EncoderShape shape, int semanticTokens)

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using WinTok.Cuda;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -12,6 +13,35 @@ namespace WinTok.Model;
 //
 // Every field below carries the name of the reference's state_dict key, so a checkpoint loads by a checked key-by-key
 // copy. Blocks come bottom-up: SigLIP blocks, attention projection, quantizer, then the model.
+
+/// <summary>
+/// Linear layers as this model runs them. On the CPU and under autograd: <c>addmm</c> on a 2-D view, which is what
+/// PyTorch's <c>at::linear</c> does (TorchSharp's <c>functional.linear</c> is the C++ frontend's, which adds the bias in
+/// a separate pass for 3-D inputs), then the optional tanh-GELU and residual add as separate ops. At bf16/fp16 inference
+/// on CUDA: one cuBLASLt call with the bias, GELU and residual in its epilogue (<see cref="CublasLtLinear"/>).
+/// </summary>
+internal static class Dense
+{
+    public static Tensor Forward(Linear layer, Tensor x, Tensor? residual = null, bool gelu = false) =>
+        Forward(x, layer.weight!, layer.bias, residual, gelu);
+
+    /// <summary><c>residual + act(x W^T + b)</c> for x (..., in), W (out, in), b (out); act is tanh-GELU or identity.</summary>
+    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, Tensor? residual = null, bool gelu = false)
+    {
+        if (x.device_type == DeviceType.CUDA && CublasLtLinear.Shared is { } fused
+            && fused.TryForward(x, weight, bias, residual, gelu, out var output))
+            return output;
+        using var scope = NewDisposeScope();
+        var rows = x.reshape(-1, weight.shape[1]);
+        var product = bias is null ? rows.mm(weight.t()) : addmm(bias, rows, weight.t(), beta: 1, alpha: 1);
+        var shape = x.shape.ToArray();
+        shape[^1] = weight.shape[0];
+        var y = product.view(shape);
+        if (gelu) y = F.gelu(y, GELU.Approximate.tanh);
+        if (residual is not null) y = residual + y;
+        return y.MoveToOuterDisposeScope();
+    }
+}
 
 /// <summary>SigLIP multi-head self-attention (HF <c>SiglipAttention</c>; no mask, scale head_dim^-0.5).</summary>
 internal sealed class SiglipAttention : nn.Module<Tensor, Tensor>
@@ -54,23 +84,26 @@ internal sealed class SiglipAttention : nn.Module<Tensor, Tensor>
         fused = null;
     }
 
-    public override Tensor forward(Tensor x) // (B, T, D) -> (B, T, D)
+    public override Tensor forward(Tensor x) => Forward(x, residual: null);
+
+    /// <summary><c>residual + attention(x)</c>, the residual added in the output projection's epilogue.</summary>
+    public Tensor Forward(Tensor x, Tensor? residual) // (B, T, D) -> (B, T, D)
     {
         using var scope = NewDisposeScope();
         var (b, t, d) = (x.shape[0], x.shape[1], x.shape[2]);
         Tensor q, k, v;
         if (fused is not null && !is_grad_enabled())
         {
-            var packed = F.linear(x, fused.Weight, fused.Bias).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
+            var packed = Dense.Forward(x, fused.Weight, fused.Bias).view(b, t, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
             (q, k, v) = (packed[0], packed[1], packed[2]);                      // each (B, H, T, hd)
         }
         else
         {
             Tensor Heads(Tensor y) => y.view(b, t, heads, d / heads).transpose(1, 2); // (B, H, T, hd)
-            (q, k, v) = (Heads(q_proj.call(x)), Heads(k_proj.call(x)), Heads(v_proj.call(x)));
+            (q, k, v) = (Heads(Dense.Forward(q_proj, x)), Heads(Dense.Forward(k_proj, x)), Heads(Dense.Forward(v_proj, x)));
         }
         var attended = F.scaled_dot_product_attention(q, k, v);
-        return out_proj.call(attended.transpose(1, 2).reshape(b, t, d)).MoveToOuterDisposeScope();
+        return Dense.Forward(out_proj, attended.transpose(1, 2).reshape(b, t, d), residual).MoveToOuterDisposeScope();
     }
 
     private sealed record FusedQkv(Tensor Weight, Tensor Bias); // (3D, D), (3D)
@@ -89,10 +122,13 @@ internal sealed class SiglipMlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, residual: null);
+
+    /// <summary><c>residual + fc2(gelu(fc1(x)))</c>, the GELU and the residual in the GEMMs' epilogues.</summary>
+    public Tensor Forward(Tensor x, Tensor? residual)
     {
         using var scope = NewDisposeScope();
-        return fc2.call(F.gelu(fc1.call(x), GELU.Approximate.tanh)).MoveToOuterDisposeScope();
+        return Dense.Forward(fc2, Dense.Forward(fc1, x, gelu: true), residual).MoveToOuterDisposeScope();
     }
 }
 
@@ -116,8 +152,8 @@ internal sealed class SiglipEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden) // (B, T, D) -> (B, T, D)
     {
         using var scope = NewDisposeScope();
-        hidden = hidden + self_attn.call(layer_norm1.call(hidden));
-        hidden = hidden + mlp.call(layer_norm2.call(hidden));
+        hidden = self_attn.Forward(layer_norm1.call(hidden), residual: hidden);
+        hidden = mlp.Forward(layer_norm2.call(hidden), residual: hidden);
         return hidden.MoveToOuterDisposeScope();
     }
 }
@@ -236,7 +272,7 @@ internal sealed class PlainAttention : nn.Module<Tensor, Tensor>
         var (b, n) = (x.shape[0], x.shape[1]);
         var wide = Math.Max(inDim, outDim);
         var bias = cat([q_bias, zero_k_bias, v_bias]);
-        var packed = F.linear(x, qkv.weight!, bias).reshape(b, n, 3, heads, wide / heads).permute(2, 0, 3, 1, 4);
+        var packed = Dense.Forward(x, qkv.weight!, bias).reshape(b, n, 3, heads, wide / heads).permute(2, 0, 3, 1, 4);
         var attended = F.scaled_dot_product_attention(packed[0], packed[1], packed[2]); // (B, H, N, hd)
         Tensor merged;
         if (inDim > outDim)
@@ -250,7 +286,7 @@ internal sealed class PlainAttention : nn.Module<Tensor, Tensor>
         {
             merged = attended.transpose(1, 2).reshape(b, n, -1);
         }
-        return proj.call(merged).MoveToOuterDisposeScope();
+        return Dense.Forward(proj, merged).MoveToOuterDisposeScope();
     }
 }
 
@@ -275,7 +311,7 @@ internal sealed class GeGluMlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var n = norm.call(x);
-        return w2.call(F.gelu(w0.call(n), GELU.Approximate.tanh) * w1.call(n)).MoveToOuterDisposeScope();
+        return Dense.Forward(w2, Dense.Forward(w0, n, gelu: true) * Dense.Forward(w1, n)).MoveToOuterDisposeScope();
     }
 }
 
@@ -309,7 +345,7 @@ internal sealed class AttnProjection : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         x = x.to(Dtype); // the reference aligns the input with the projection's own precision
-        var y = proj.call(norm3.call(x)) + attn.call(norm1.call(x));
+        var y = Dense.Forward(proj, norm3.call(x)) + attn.call(norm1.call(x));
         y = y + mlp.call(norm2.call(y));
         return y.MoveToOuterDisposeScope();
     }
@@ -693,7 +729,7 @@ public sealed class WinTokModel : nn.Module
         return (pixelTokens, semanticTokens);
     }
 
-    private Tensor SemanticHead(Tensor semantic) => projection.call(fc_norm.call(semantic));
+    private Tensor SemanticHead(Tensor semantic) => Dense.Forward(projection, fc_norm.call(semantic));
 }
 
 /// <summary>Fixed sin-cos position embeddings, computed in float64 and cast to float32 as the reference does.</summary>
