@@ -91,12 +91,38 @@ internal static class BenchLayersCommand
         backends.cuda.matmul.allow_tf32 = true;
         Print("quant_proj tf32", Time(device, () => projection.call(pixels).Dispose()));
         backends.cuda.matmul.allow_tf32 = false;
+        foreach (var attention in projection.modules().OfType<PlainAttention>()) attention.Fuse();
+        Print("quant_proj fp32, value path folded", Time(device, () => projection.call(pixels).Dispose()));
         using var quantizer = new VectorQuantizerM(WinTokConfig.Default);
         quantizer.to(device);
         using var features = randn([batch, shape.NumPatches, 32], device: device);
         Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
+        TimeModelStages(device, batch, semanticTokens);
         foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"LTPLAN {plan}");
         return 0;
+    }
+
+    /// <summary>The whole bf16 serving model, stage by stage, to account for the time outside the encoder layers.</summary>
+    private static void TimeModelStages(Device device, int batch, int semanticTokens)
+    {
+        using var model = new WinTokModel(WinTokConfig.ForPreset(EncoderShape.So400m16x256, semanticTokens));
+        model.to(device);
+        model.PrepareForInference(device.type == DeviceType.CUDA ? bfloat16 : float32);
+        var size = model.Config.Encoder.ImageSize;
+        using var images = rand([batch, 3, size, size], device: device) * 2 - 1;
+        var (pixels, semantic) = model.EncodeTokens(images);
+        using var features = model.ProjectAndQuantize(pixels, quantize: false);
+        Print("model: image_to_indices", Time(device, () => model.ImageToIndices(images).Dispose(), iters: 5));
+        Print("model: embed + encoder + post-LN", Time(device, () =>
+        {
+            var (p, s) = model.EncodeTokens(images);
+            p.Dispose();
+            s.Dispose();
+        }, iters: 5));
+        Print("model: quant_proj (fp32)", Time(device, () => model.ProjectAndQuantize(pixels, quantize: false).Dispose(), iters: 5));
+        Print("model: quantizer", Time(device, () => model.ProjectAndQuantize(features, quantize: true).Dispose(), iters: 5));
+        pixels.Dispose();
+        semantic.Dispose();
     }
 
     /// <summary>Times one linear layer through cuBLASLt with its epilogue and through torch, and compares the outputs.</summary>

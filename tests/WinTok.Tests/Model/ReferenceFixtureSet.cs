@@ -43,6 +43,11 @@ internal sealed class ReferenceFixtureSet
                 ["recon"] = model.Decode(encoded.Quant),
                 ["recon_from_indices"] = model.IndicesToImage(Io["indices"]),
             };
+            // The serving path: fused q/k/v, the folded value path of the down-projection, float32.
+            model.PrepareForInference(ScalarType.Float32);
+            using var served = model.Tokenize(input);
+            ServedIndices = served.Indices.clone();
+            ServedSemanticTokens = served.SemanticTokens.clone();
         }
         loaded.Model.Dispose();
 
@@ -62,6 +67,8 @@ internal sealed class ReferenceFixtureSet
     public IReadOnlyDictionary<string, Tensor> Io { get; }
     public Tensor Indices { get; }
     public IReadOnlyDictionary<string, Tensor> Outputs { get; }
+    public Tensor ServedIndices { get; }
+    public Tensor ServedSemanticTokens { get; }
     public float TrainVqLoss { get; }
     public float TrainEntropyLoss { get; }
     public Tensor TrainRecon { get; }

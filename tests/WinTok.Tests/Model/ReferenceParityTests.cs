@@ -43,6 +43,17 @@ public sealed class ReferenceParityTests
 
     [Theory]
     [MemberData(nameof(FixtureSets))]
+    public void Parity_ServingPathPreparedForInference_GivesTheReferenceTokens(string configPath, string format)
+    {
+        var set = ReferenceFixtureSet.Get(configPath, format);
+        var mismatches = set.ServedIndices.ne(set.Io["indices"]).sum().item<long>();
+        var semanticError = (set.ServedSemanticTokens - set.Io["query_tokens"]).abs().max().item<float>();
+        Assert.True(mismatches == 0, $"{set.Name} ({format}): {mismatches} token ids differ from the reference");
+        Assert.True(semanticError <= 1e-4, $"{set.Name} ({format}): semantic tokens max abs error {semanticError:E2}");
+    }
+
+    [Theory]
+    [MemberData(nameof(FixtureSets))]
     public void Parity_TrainingModeLosses_AreWithin1e5RelativeOfTheReference(string configPath, string format)
     {
         var set = ReferenceFixtureSet.Get(configPath, format);

@@ -88,6 +88,27 @@ public sealed class WinTokModelTests
         Assert.True((recon - io["recon_from_indices"]).abs().max().item<float>() <= 1e-4);
     }
 
+    [Theory]
+    [InlineData(48, 5, 4)]  // head width 12 pooled to 5: overlapping adaptive-pooling windows
+    [InlineData(64, 8, 2)]  // head width 32 pooled to 8: windows of 4
+    public void DownProjection_WithItsValuePathFolded_GivesTheSameOutputs(int inDim, int outDim, int heads)
+    {
+        manual_seed(5);
+        using var attention = new PlainAttention(inDim, outDim, heads);
+        using (no_grad())
+            foreach (var parameter in attention.parameters()) parameter.copy_(randn_like(parameter) * 0.3);
+        using var x = randn(3, 10, inDim);
+        using var noGrad = no_grad();
+        using var expected = attention.call(x);
+
+        attention.Fuse();
+        using var folded = attention.call(x);
+
+        Assert.True(attention.IsFused);
+        Assert.Equal(expected.shape, folded.shape);
+        Assert.True((folded - expected).abs().max().item<float>() <= 1e-5, "folded value path changed the outputs");
+    }
+
     [Fact]
     public void Shapes_OfEveryOperation_AreTheDocumentedOnes()
     {
