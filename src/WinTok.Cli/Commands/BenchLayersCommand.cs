@@ -119,6 +119,30 @@ internal static class BenchLayersCommand
             p.Dispose();
             s.Dispose();
         }, iters: 5));
+        Print("model: patch embedding as GEMM", Time(device, () => model.EmbedPatches(images, asConvolution: false).Dispose(), iters: 5));
+        Print("model: patch embedding as convolution", Time(device, () => model.EmbedPatches(images, asConvolution: true).Dispose(), iters: 5));
+        var layers = model.EncoderLayers;
+        using var hidden = randn([batch, model.Config.Encoder.NumPatches + semanticTokens, model.Config.Encoder.HiddenSize], device: device, dtype: model.ComputeDtype);
+        Tensor RunLayers(bool release = false)
+        {
+            using var scope = NewDisposeScope();
+            var h = hidden;
+            foreach (var layer in layers)
+            {
+                var next = layer.call(h);
+                if (release && !ReferenceEquals(h, hidden)) h.Dispose();
+                h = next;
+            }
+            return h.MoveToOuterDisposeScope();
+        }
+        Print($"model: {layers.Count} encoder layers in sequence, all outputs kept to the end", Time(device, () => RunLayers().Dispose(), iters: 5));
+        Print($"model: {layers.Count} encoder layers in sequence, each output released after the next", Time(device, () => RunLayers(release: true).Dispose(), iters: 5));
+        Synchronize(device);
+        var issue = Stopwatch.StartNew();
+        using (var issued = RunLayers()) Print($"model: {layers.Count} encoder layers, host time to issue (no sync)", issue.Elapsed.TotalMilliseconds);
+        Synchronize(device);
+        Print("model: encoder layer 0 alone", Time(device, () => layers[0].call(hidden).Dispose()));
+        Print("model: encoder layer 26 alone", Time(device, () => layers[^1].call(hidden).Dispose()));
         Print("model: quant_proj (fp32)", Time(device, () => model.ProjectAndQuantize(pixels, quantize: false).Dispose(), iters: 5));
         Print("model: quantizer", Time(device, () => model.ProjectAndQuantize(features, quantize: true).Dispose(), iters: 5));
         pixels.Dispose();
@@ -155,6 +179,11 @@ internal static class BenchLayersCommand
         var erfError = (fused - F.gelu(pre)).abs().masked_select(region).mean().item<float>();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"CHECK gelu epilogue on pre-activations in (-4, -1.5): mean |fused - gelu_tanh| = {tanhError:G4}, mean |fused - gelu_erf| = {erfError:G4}"));
+    }
+
+    private static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) cuda.synchronize();
     }
 
     private static double Time(Device device, Action step, int iters = 20)

@@ -173,16 +173,26 @@ internal sealed class SiglipEncoder : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<SiglipEncoderLayer> layers;
 
+    internal IReadOnlyList<SiglipEncoderLayer> Layers => layers.ToArray();
+
     public SiglipEncoder(int depth, int hidden, int heads, int intermediate, double eps) : base(nameof(SiglipEncoder))
     {
         layers = nn.ModuleList(Enumerable.Range(0, depth).Select(_ => new SiglipEncoderLayer(hidden, heads, intermediate, eps)).ToArray());
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden)
+    public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        foreach (var layer in layers) hidden = layer.call(hidden);
+        var hidden = input;
+        foreach (var layer in layers)
+        {
+            var next = layer.call(hidden);
+            // Release each layer's output once the next exists (autograd keeps what it saved): the batch then needs
+            // two activations at a time instead of one per layer, and the allocator hands the same blocks round.
+            if (!ReferenceEquals(hidden, input)) hidden.Dispose();
+            hidden = next;
+        }
         return hidden.MoveToOuterDisposeScope();
     }
 }
@@ -192,9 +202,11 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d patch_embedding;
     private readonly Embedding position_embedding;
+    private readonly int patch;
 
     public SiglipVisionEmbeddings(EncoderShape shape) : base(nameof(SiglipVisionEmbeddings))
     {
+        patch = shape.PatchSize;
         patch_embedding = nn.Conv2d(3, shape.HiddenSize, shape.PatchSize, stride: shape.PatchSize);
         position_embedding = nn.Embedding(shape.NumPatches, shape.HiddenSize);
         RegisterComponents();
@@ -203,8 +215,21 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor pixels) // (B, 3, H, W) -> (B, L, D)
     {
         using var scope = NewDisposeScope();
-        var patches = patch_embedding.call(pixels).flatten(2).transpose(1, 2);
+        // A stride-p p x p convolution is a linear layer over non-overlapping patches; as a GEMM it runs at matmul
+        // speed, where cuDNN's convolution kernels for this shape took several ms per batch of 128 on the H100.
+        var (b, c, h, w) = (pixels.shape[0], pixels.shape[1], pixels.shape[2] / patch, pixels.shape[3] / patch);
+        var rows = pixels.view(b, c, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w, c * patch * patch); // (c, kh, kw) order
+        var kernel = patch_embedding.weight!;
+        var patches = Dense.Forward(rows, kernel.view(kernel.shape[0], -1), patch_embedding.bias);
         // position_ids is arange(L), a non-persistent buffer in HF: the lookup is the whole table.
+        return (patches + position_embedding.weight!).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The same embedding through the convolution module, for `wintok bench layers`.</summary>
+    internal Tensor ForwardAsConvolution(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var patches = patch_embedding.call(pixels).flatten(2).transpose(1, 2);
         return (patches + position_embedding.weight!).MoveToOuterDisposeScope();
     }
 }
@@ -229,6 +254,10 @@ internal sealed class SiglipVisionTransformer : nn.Module
     }
 
     public Tensor Embed(Tensor pixels) => embeddings!.call(pixels);
+
+    internal SiglipVisionEmbeddings Embeddings => embeddings!;
+
+    internal SiglipEncoder Encoder => encoder;
 
     /// <summary>Encoder layers then the post layer norm, on already embedded tokens.</summary>
     public Tensor Encode(Tensor tokens)
@@ -765,6 +794,14 @@ public sealed class WinTokModel : nn.Module
         recon.MoveToOuterDisposeScope();
         return (encoded.MoveToOuterDisposeScope(), recon);
     }
+
+    /// <summary>The patch embedding of (already scaled) pixels, as a GEMM or as the convolution, for `wintok bench layers`.</summary>
+    internal Tensor EmbedPatches(Tensor pixels, bool asConvolution) => asConvolution
+        ? encoder.VisionModel.Embeddings.ForwardAsConvolution(pixels.to(ComputeDtype))
+        : encoder.VisionModel.Embed(pixels.to(ComputeDtype));
+
+    /// <summary>The encoder's layers, for `wintok bench layers`.</summary>
+    internal IReadOnlyList<SiglipEncoderLayer> EncoderLayers => encoder.VisionModel.Encoder.Layers;
 
     /// <summary>The stages of <see cref="ImageToIndices"/> after the encoder, for `wintok bench layers`.</summary>
     internal Tensor ProjectAndQuantize(Tensor pixels, bool quantize) =>
