@@ -57,6 +57,7 @@ internal static class BenchLayersCommand
         using var big = randn([8192, 8192], device: device, dtype: bfloat16);
         Print("mm 8192^3 (1.1 TFLOP)", Time(device, () => big.mm(big).Dispose()));
         Print("layer_norm", Time(device, () => norm.call(x).Dispose()));
+        CompareNorm(device, norm, x);
         Print("gelu_tanh (B,T,I)", Time(device, () => F.gelu(wide, GELU.Approximate.tanh).Dispose()));
         Print("add (B,T,D)", Time(device, () => (x + x).Dispose()));
 
@@ -80,9 +81,11 @@ internal static class BenchLayersCommand
         Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
         foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
         Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
+        FusedLayerNorm.Enabled = false;
+        Print("encoder layer, fused q/k/v, torch LayerNorm", Time(device, () => layer.call(x).Dispose()));
         CublasLtLinear.Enabled = false;
-        Print("encoder layer, fused q/k/v, torch addmm (no cuBLASLt epilogues)", Time(device, () => layer.call(x).Dispose()));
-        CublasLtLinear.Enabled = true;
+        Print("encoder layer, fused q/k/v, torch LayerNorm and addmm (no cuBLASLt epilogues)", Time(device, () => layer.call(x).Dispose()));
+        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = true;
 
         using var projection = new AttnProjection(d, 32, 4);
         projection.to(device);
@@ -97,6 +100,16 @@ internal static class BenchLayersCommand
         quantizer.to(device);
         using var features = randn([batch, shape.NumPatches, 32], device: device);
         Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
+        FusedCodeSearch.Enabled = false;
+        Print("quantizer f_to_idx, torch matmul + argmax", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
+        using (var expected = quantizer.FeaturesToIndices(features))
+        {
+            FusedCodeSearch.Enabled = true;
+            using var actual = quantizer.FeaturesToIndices(features);
+            var why = FusedCodeSearch.UnavailableReason is { } reason ? $" (kernel unavailable: {reason})" : "";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"CHECK code search kernel vs torch: {actual.ne(expected).sum().item<long>()} of {expected.numel()} ids differ{why}"));
+        }
         TimeModelStages(device, batch, semanticTokens);
         foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"LTPLAN {plan}");
         return 0;
@@ -163,6 +176,24 @@ internal static class BenchLayersCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"CHECK dense {name}: max |cuBLASLt - torch| = {difference.max().item<float>():G4} (max |y| = {scale.item<float>():G4}), " +
             $"mean = {difference.mean().item<float>():G4}"));
+    }
+
+    /// <summary>Our bf16 LayerNorm kernel against torch's: time and largest difference.</summary>
+    private static void CompareNorm(Device device, LayerNorm norm, Tensor x)
+    {
+        if (device.type != DeviceType.CUDA) return;
+        if (FusedLayerNorm.Shared is null)
+        {
+            Console.WriteLine($"CHECK fused layer_norm unavailable: {FusedLayerNorm.UnavailableReason}");
+            return;
+        }
+        Print("layer_norm, WinTok kernel", Time(device, () => Norm.Forward(norm, x).Dispose()));
+        using var scope = NewDisposeScope();
+        var expected = norm.call(x).to(float32);
+        var actual = Norm.Forward(norm, x).to(float32);
+        var difference = (actual - expected).abs();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"CHECK layer_norm kernel vs torch: max |diff| = {difference.max().item<float>():G4}, elements differing = {(difference > 0).to(float32).mean().item<float>() * 100:F4}%"));
     }
 
     /// <summary>cuBLASLt's GELU epilogue must be the tanh approximation SigLIP uses, not the erf form.</summary>

@@ -20,7 +20,7 @@ internal static class BenchTokenizeCommand
         var preset = new Option<string>("--preset") { Description = "Encoder preset: " + string.Join(", ", EncoderShape.Presets.Keys), DefaultValueFactory = _ => "so400m-16-256" };
         var semanticTokens = new Option<int>("--semantic-tokens") { Description = "Number of semantic tokens N.", DefaultValueFactory = _ => 32 };
         var batch = new Option<int>("--batch") { Description = "Images per batch.", DefaultValueFactory = _ => 128 };
-        var modes = new Option<string>("--modes") { Description = "Comma-separated precisions: bf16, bf16-torch (bf16 without the cuBLASLt epilogues), tf32, fp32.", DefaultValueFactory = _ => "bf16" };
+        var modes = new Option<string>("--modes") { Description = "Comma-separated precisions: bf16, bf16-torch (bf16 without the cuBLASLt epilogues and our CUDA kernels), tf32, fp32.", DefaultValueFactory = _ => "bf16" };
         var iters = new Option<int>("--iters") { Description = "Timed batches per measurement.", DefaultValueFactory = _ => 5 };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint to load (.pth or .safetensors); random weights when absent." };
         var device = new Option<string>("--device") { Description = "cuda or cpu.", DefaultValueFactory = _ => cuda.is_available() ? "cuda" : "cpu" };
@@ -52,7 +52,8 @@ internal static class BenchTokenizeCommand
         {
             backends.cuda.matmul.allow_tf32 = mode == "tf32";
             backends.cudnn.allow_tf32 = mode == "tf32";
-            CublasLtLinear.Enabled = mode != "bf16-torch"; // bf16 with every linear layer through torch, for comparison
+            // bf16-torch: bf16 with every linear layer and norm through torch, for comparison
+            CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = mode != "bf16-torch";
             using var model = Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32);
             using var input = (rand([batch, 3, config.Encoder.ImageSize, config.Encoder.ImageSize], device: device) * 2 - 1);
             Report("tokenize", mode, presetName, config, batch, Time(device, iters, () => model.ImageToIndices(input).Dispose()), batch * iters);
@@ -63,7 +64,12 @@ internal static class BenchTokenizeCommand
             }), batch * Math.Max(1, iters - 2));
             Console.WriteLine($"WINTOK gpu_memory mode={mode} used_mib={GpuMemoryUsedMiB()}");
         }
-        CublasLtLinear.Enabled = true;
+        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = true;
+        if (device.type == DeviceType.CUDA)
+        {
+            Console.WriteLine($"WINTOK fused_layer_norm {(FusedLayerNorm.Shared is null ? "unavailable: " + FusedLayerNorm.UnavailableReason : "in use")}");
+            Console.WriteLine($"WINTOK fused_code_search {(FusedCodeSearch.UnavailableReason is { } why ? "unavailable: " + why : "in use")}");
+        }
         foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"WINTOK cublaslt_plan {plan}");
         if (agreement) MeasureAgreement(weights, device, batch);
         weights.Dispose();
@@ -83,9 +89,9 @@ internal static class BenchTokenizeCommand
         var reference = fp32.ImageToIndices(input);
         Report("bf16", reference, bf16.ImageToIndices(input), batch);
         if (device.type != DeviceType.CUDA) return;
-        CublasLtLinear.Enabled = false;
+        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = false;
         Report("bf16-torch", reference, bf16.ImageToIndices(input), batch);
-        CublasLtLinear.Enabled = true;
+        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = true;
     }
 
     private static void Report(string mode, Tensor reference, Tensor fast, int batch)

@@ -4,13 +4,12 @@ namespace WinTok.Cuda;
 
 /// <summary>
 /// The slice of NVIDIA's cuBLASLt C API that <see cref="CublasLtLinear"/> uses, bound at run time to the copy of the
-/// library that libtorch has already loaded (libcublasLt.so.13 beside PyTorch 2.11's CUDA 13 libtorch, .so.12 beside
-/// the CUDA 12 libtorch of TorchSharp's packages), so that both use one library and one GPU context.
+/// library that libtorch has already loaded (see <see cref="CudaLibraries"/>).
 /// Enum values are those of cublasLt.h / library_types.h.
 /// </summary>
 internal static unsafe partial class CublasLt
 {
-    private const string Library = "wintok-cublaslt"; // a placeholder name the resolver below maps to the real file
+    private const string Library = CudaLibraries.CublasLt;
     private const string TorchSharpLibrary = "LibTorchSharp";
 
     public const int ComputeF32 = 68;            // CUBLAS_COMPUTE_32F: fp32 accumulation, as torch uses for bf16/fp16
@@ -37,7 +36,7 @@ internal static unsafe partial class CublasLt
         public fixed int Reserved[4];
     }
 
-    static CublasLt() => NativeLibrary.SetDllImportResolver(typeof(CublasLt).Assembly, Resolve);
+    static CublasLt() => CudaLibraries.Register();
 
     [LibraryImport(Library)] public static partial int cublasLtCreate(out nint handle);
     [LibraryImport(Library)] public static partial nint cublasLtGetStatusString(int status);
@@ -80,22 +79,12 @@ internal static unsafe partial class CublasLt
         Check(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, (nuint)sizeof(T)), $"MatmulPreferenceSetAttribute({attribute})");
 
     /// <summary>True when the library can be bound in this process (a CUDA libtorch is loaded).</summary>
-    public static bool IsAvailable => LibraryHandle.Value != 0;
-
-    private static readonly Lazy<nint> LibraryHandle = new(FindLoadedLibrary);
-
-    private static nint Resolve(string name, System.Reflection.Assembly assembly, DllImportSearchPath? path) =>
-        name == Library ? LibraryHandle.Value : 0; // 0: default probing (LibTorchSharp, already loaded by TorchSharp)
-
-    private static nint FindLoadedLibrary()
+    public static bool IsAvailable
     {
-        // dlopen by soname returns the copy the process already has; the maps scan covers other sonames.
-        foreach (var soname in new[] { "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so" })
-            if (NativeLibrary.TryLoad(soname, out var handle)) return handle;
-        const string maps = "/proc/self/maps";
-        if (!File.Exists(maps)) return 0;
-        var loaded = File.ReadLines(maps).Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault())
-            .FirstOrDefault(file => file is not null && Path.GetFileName(file).StartsWith("libcublasLt.so", StringComparison.Ordinal));
-        return loaded is not null && NativeLibrary.TryLoad(loaded, out var found) ? found : 0;
+        get
+        {
+            CudaLibraries.Register();
+            return CudaLibraries.Has(Library);
+        }
     }
 }

@@ -44,6 +44,18 @@ internal static class Dense
 }
 
 /// <summary>
+/// LayerNorm as this model runs it: torch's module, except at bf16 inference on CUDA, where one kernel of ours does it
+/// at memory speed (<see cref="FusedLayerNorm"/>).
+/// </summary>
+internal static class Norm
+{
+    public static Tensor Forward(LayerNorm norm, Tensor x) =>
+        x.device_type == DeviceType.CUDA && FusedLayerNorm.Shared is { } fused && fused.TryForward(x, norm.weight!, norm.bias!, norm.eps, out var y)
+            ? y
+            : norm.call(x);
+}
+
+/// <summary>
 /// A module that derives inference-only weights from its parameters (fused or folded projections). They are built by
 /// <see cref="WinTokModel.PrepareForInference"/>, used only without autograd, and dropped when training resumes.
 /// </summary>
@@ -162,8 +174,8 @@ internal sealed class SiglipEncoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor hidden) // (B, T, D) -> (B, T, D)
     {
         using var scope = NewDisposeScope();
-        hidden = self_attn.Forward(layer_norm1.call(hidden), residual: hidden);
-        hidden = mlp.Forward(layer_norm2.call(hidden), residual: hidden);
+        hidden = self_attn.Forward(Norm.Forward(layer_norm1, hidden), residual: hidden);
+        hidden = mlp.Forward(Norm.Forward(layer_norm2, hidden), residual: hidden);
         return hidden.MoveToOuterDisposeScope();
     }
 }
@@ -263,7 +275,7 @@ internal sealed class SiglipVisionTransformer : nn.Module
     public Tensor Encode(Tensor tokens)
     {
         using var scope = NewDisposeScope();
-        return post_layernorm.call(encoder.call(tokens)).MoveToOuterDisposeScope();
+        return Norm.Forward(post_layernorm, encoder.call(tokens)).MoveToOuterDisposeScope();
     }
 }
 
@@ -539,6 +551,9 @@ internal sealed class VectorQuantizerM : nn.Module
     public Tensor FeaturesToIndices(Tensor features)
     {
         using var scope = NewDisposeScope();
+        if (features.device_type == DeviceType.CUDA && FusedCodeSearch.Shared is { } search
+            && search.TryNearest(features, stack(codebooks.Select(book => book.NormalizedCodes()).ToArray()), out var found))
+            return found.MoveToOuterDisposeScope();
         var (b, l) = (features.shape[0], features.shape[1]);
         var chunks = features.split(config.CodeWidth, -1);
         var ids = codebooks.Select((book, i) =>
@@ -828,7 +843,7 @@ public sealed class WinTokModel : nn.Module
         return (pixelTokens, semanticTokens);
     }
 
-    private Tensor SemanticHead(Tensor semantic) => Dense.Forward(projection, fc_norm.call(semantic));
+    private Tensor SemanticHead(Tensor semantic) => Dense.Forward(projection, Norm.Forward(fc_norm, semantic));
 }
 
 /// <summary>Fixed sin-cos position embeddings, computed in float64 and cast to float32 as the reference does.</summary>
