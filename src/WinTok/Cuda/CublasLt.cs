@@ -20,7 +20,7 @@ internal static unsafe partial class CublasLt
 
     public const int DescTransA = 3, DescTransB = 4, DescEpilogue = 7, DescBiasPointer = 8; // cublasLtMatmulDescAttributes_t
     public const int EpilogueDefault = 1, EpilogueBias = 4, EpilogueGelu = 32, EpilogueGeluBias = 36; // cublasLtEpilogue_t
-    public const int PrefMaxWorkspaceBytes = 1;  // cublasLtMatmulPreferenceAttributes_t
+    public const int PrefMaxWorkspaceBytes = 1, PrefReductionSchemeMask = 3; // cublasLtMatmulPreferenceAttributes_t
     public const int PrefMinAlignmentA = 5, PrefMinAlignmentB = 6, PrefMinAlignmentC = 7, PrefMinAlignmentD = 8;
 
     [StructLayout(LayoutKind.Sequential)]

@@ -12,13 +12,13 @@ namespace WinTok.Cuda;
 /// the bias); and even the fused <c>addmm</c> leaves the GELU and the residual add to separate kernels that re-read the
 /// GEMM's output. Here the bias, the GELU and the residual are applied in the GEMM's epilogue on the fp32 accumulator,
 /// so each is one pass less over memory and one rounding to bf16 less.
-/// For each new problem shape the heuristic's candidate kernels are timed once and the fastest is kept (all candidates
-/// accumulate in fp32 without split-K, so the choice changes speed, not results).
+/// For each new problem shape the heuristic's candidate kernels (without split-K, so all accumulate each output in the
+/// same order) are timed once and the fastest is kept: the choice changes speed, not results.
 /// </summary>
 internal sealed unsafe class CublasLtLinear
 {
     private const int WorkspaceBytes = 32 << 20; // what torch gives cuBLAS on Hopper
-    private const int Candidates = 8;
+    private const int MaxCandidates = 8;
 
     private static readonly Lazy<CublasLtLinear?> SharedInstance = new(Create);
     private readonly nint handle;
@@ -50,7 +50,7 @@ internal sealed unsafe class CublasLtLinear
     }
 
     /// <summary>
-    /// Runs the fused layer when the inputs allow it: CUDA device 0, bf16 or fp16 throughout, no autograd, contiguous
+    /// Runs the fused layer when the inputs allow it: CUDA device 0, one dtype throughout, no autograd, contiguous
     /// rows. Otherwise returns false and the caller computes the same thing with torch.
     /// </summary>
     public bool TryForward(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, bool gelu, out Tensor output)
@@ -92,6 +92,7 @@ internal sealed unsafe class CublasLtLinear
     {
         if (x.device_type != DeviceType.CUDA || x.device_index > 0 || is_grad_enabled()) return false;
         var dtype = x.dtype;
+        // float32 stays with torch: its SGEMM kernels were as fast as any cuBLASLt candidate for the projections.
         if (dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return false;
         if (weight.dtype != dtype || weight.dim() != 2 || weight.device_type != DeviceType.CUDA || x.shape[^1] != weight.shape[1]) return false;
         if (bias is not null && (bias.dtype != dtype || bias.dim() != 1 || bias.shape[0] != weight.shape[0] || !bias.is_contiguous())) return false;
@@ -147,21 +148,11 @@ internal sealed unsafe class CublasLtLinear
             CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out plan.inputLayout, type, (ulong)key.K, (ulong)key.M, key.K), "MatrixLayoutCreate");
             CublasLt.Check(CublasLt.cublasLtMatrixLayoutCreate(out plan.outputLayout, type, (ulong)key.N, (ulong)key.M, key.N), "MatrixLayoutCreate");
 
-            CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "MatmulPreferenceCreate");
-            var found = stackalloc CublasLt.HeuristicResult[Candidates];
-            int count;
-            try
-            {
-                CublasLt.SetPreference(preference, CublasLt.PrefMaxWorkspaceBytes, (ulong)WorkspaceBytes);
-                foreach (var attribute in new[] { CublasLt.PrefMinAlignmentA, CublasLt.PrefMinAlignmentB, CublasLt.PrefMinAlignmentC, CublasLt.PrefMinAlignmentD })
-                    CublasLt.SetPreference(preference, attribute, (uint)key.Alignment);
-                CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, plan.desc, plan.weightLayout, plan.inputLayout,
-                    plan.outputLayout, plan.outputLayout, preference, Candidates, found, out count), "MatmulAlgoGetHeuristic");
-            }
-            finally
-            {
-                CublasLt.cublasLtMatmulPreferenceDestroy(preference);
-            }
+            var found = stackalloc CublasLt.HeuristicResult[MaxCandidates];
+            // Split-K kernels are left out first: they sum partial products in another order, so picking one by timing
+            // could change tokens from run to run. Only a shape with no other kernel falls back to them.
+            var count = plan.FindCandidates(handle, key, found, withoutSplitK: true);
+            if (count == 0) count = plan.FindCandidates(handle, key, found, withoutSplitK: false);
             if (count == 0) throw new InvalidOperationException($"cuBLASLt has no kernel for {key}");
 
             // Time every candidate on the real operands; the output is rewritten by the caller's run afterwards.
@@ -186,6 +177,25 @@ internal sealed unsafe class CublasLtLinear
             plan.Description = string.Create(CultureInfo.InvariantCulture,
                 $"M={key.M} N={key.N} K={key.K} {key.Dtype} epilogue={key.Epilogue} residual={key.Residual}: candidate {best.Index} of {count} [{string.Join(' ', timings)}] ms");
             return plan;
+        }
+
+        private int FindCandidates(nint handle, PlanKey key, CublasLt.HeuristicResult* found, bool withoutSplitK)
+        {
+            CublasLt.Check(CublasLt.cublasLtMatmulPreferenceCreate(out var preference), "MatmulPreferenceCreate");
+            try
+            {
+                CublasLt.SetPreference(preference, CublasLt.PrefMaxWorkspaceBytes, (ulong)WorkspaceBytes);
+                if (withoutSplitK) CublasLt.SetPreference(preference, CublasLt.PrefReductionSchemeMask, 0u);
+                foreach (var attribute in new[] { CublasLt.PrefMinAlignmentA, CublasLt.PrefMinAlignmentB, CublasLt.PrefMinAlignmentC, CublasLt.PrefMinAlignmentD })
+                    CublasLt.SetPreference(preference, attribute, (uint)key.Alignment);
+                CublasLt.Check(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, weightLayout, inputLayout,
+                    outputLayout, outputLayout, preference, MaxCandidates, found, out var count), "MatmulAlgoGetHeuristic");
+                return count;
+            }
+            finally
+            {
+                CublasLt.cublasLtMatmulPreferenceDestroy(preference);
+            }
         }
 
         public void Run(nint handle, Pointers pointers, nint workspace)
