@@ -88,6 +88,23 @@ public sealed class WinTokModelTests
         Assert.True((recon - io["recon_from_indices"]).abs().max().item<float>() <= 1e-4);
     }
 
+    [Fact]
+    public void DenseLayer_IsResidualPlusGeluOfTheLinearLayer_ForThreeDimensionalInputs()
+    {
+        manual_seed(9);
+        using var layer = nn.Linear(24, 40);
+        using var x = randn(2, 7, 24);
+        using var residual = randn(2, 7, 40);
+        using var noGrad = no_grad();
+
+        using var plain = Dense.Forward(layer, x);
+        using var full = Dense.Forward(layer, x, residual, gelu: true);
+        using var expected = residual + nn.functional.gelu(layer.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
+
+        Assert.True((plain - layer.call(x)).abs().max().item<float>() <= 1e-6);
+        Assert.True((full - expected).abs().max().item<float>() <= 1e-6);
+    }
+
     [Theory]
     [InlineData(48, 5, 4)]  // head width 12 pooled to 5: overlapping adaptive-pooling windows
     [InlineData(64, 8, 2)]  // head width 32 pooled to 8: windows of 4
