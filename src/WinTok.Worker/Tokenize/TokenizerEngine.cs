@@ -25,6 +25,7 @@ internal sealed class TokenizerEngine : IDisposable
     private readonly ILogger<TokenizerEngine> logger;
     private TokenizerSession? session;
     private ServedModel? served;
+    private (PendingTokens Batch, TaskCompletionSource<TokenBatch> Completion)? inFlight; // launched, not yet collected
 
     public TokenizerEngine(IOptions<TokenizeOptions> options, ILogger<TokenizerEngine> logger)
     {
@@ -38,14 +39,38 @@ internal sealed class TokenizerEngine : IDisposable
     public Task<ServedModel> LoadAsync(string localCheckpoint, string? encoderPreset, CancellationToken cancellationToken) =>
         Submit(() => Ensure(localCheckpoint, encoderPreset), cancellationToken);
 
-    /// <summary>Tokenizes <paramref name="count"/> preprocessed images (uint8 levels, CHW) with the loaded model.</summary>
+    /// <summary>
+    /// Tokenizes <paramref name="count"/> preprocessed images (uint8 levels, CHW) with the loaded model. The batch is
+    /// launched on the GPU and collected only after the next queued batch has been launched behind it, so the GPU
+    /// never waits for the host to copy levels in and issue kernels; with nothing queued it is collected at once.
+    /// </summary>
     public Task<TokenBatch> TokenizeAsync(string localCheckpoint, string? encoderPreset, byte[] levels, int count, bool semantic,
-        CancellationToken cancellationToken) =>
-        Submit(() =>
+        CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource<TokenBatch>(TaskCreationOptions.RunContinuationsAsynchronously);
+        work.Add(() =>
         {
-            Ensure(localCheckpoint, encoderPreset);
-            return session!.Tokenize(levels, count, semantic);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                completion.TrySetCanceled(cancellationToken);
+                return;
+            }
+            PendingTokens launched;
+            try
+            {
+                Ensure(localCheckpoint, encoderPreset);
+                launched = session!.Launch(levels, count, semantic);
+            }
+            catch (Exception e)
+            {
+                completion.TrySetException(e);
+                return;
+            }
+            FinishInFlight(); // the previous batch: the GPU has finished it or is about to
+            inFlight = (launched, completion);
         }, cancellationToken);
+        return completion.Task;
+    }
 
     /// <summary>Serves an already built model under <paramref name="key"/>, for benchmarks and tests without a checkpoint file.</summary>
     internal Task<ServedModel> ServeAsync(string key, WinTokModel model, CancellationToken cancellationToken) =>
@@ -96,6 +121,7 @@ internal sealed class TokenizerEngine : IDisposable
     /// <summary>Replaces the served model: bf16 stacks on a GPU, float32 on the CPU.</summary>
     private ServedModel Serve(string key, string sha256, WinTokModel model)
     {
+        FinishInFlight(); // it belongs to the session about to go
         session?.Model.Dispose();
         session?.Dispose();
         var device = ResolveDevice();
@@ -115,7 +141,26 @@ internal sealed class TokenizerEngine : IDisposable
     private void Run()
     {
         if (IsCuda) set_num_threads(2); // decode threads need the cores; the GPU does the model's work
-        foreach (var item in work.GetConsumingEnumerable()) item();
+        foreach (var item in work.GetConsumingEnumerable())
+        {
+            item();
+            if (work.Count == 0) FinishInFlight(); // nothing to launch behind it: hand its tokens back now
+        }
+        FinishInFlight();
+    }
+
+    private void FinishInFlight()
+    {
+        if (inFlight is not { } current) return;
+        inFlight = null;
+        try
+        {
+            current.Completion.TrySetResult(session!.Collect(current.Batch));
+        }
+        catch (Exception e)
+        {
+            current.Completion.TrySetException(e);
+        }
     }
 
     public void Dispose()

@@ -94,6 +94,23 @@ internal static unsafe partial class CudaKernels
         if (result != 0) throw new InvalidOperationException($"{call} failed: {Marshal.PtrToStringAnsi(nvrtcGetErrorString(result))} ({result})");
     }
 
+    /// <summary>Records an event on the legacy default stream (no timing), for <see cref="CudaEvent"/>.</summary>
+    internal static nint RecordEvent()
+    {
+        EnsureContext();
+        Check(cuEventCreate(out var handle, 2 /* CU_EVENT_DISABLE_TIMING */), "cuEventCreate");
+        Check(cuEventRecord(handle, 0), "cuEventRecord");
+        return handle;
+    }
+
+    internal static void SynchronizeEvent(nint handle) => Check(cuEventSynchronize(handle), "cuEventSynchronize");
+
+    internal static void DestroyEvent(nint handle) => Check(cuEventDestroy_v2(handle), "cuEventDestroy");
+
+    [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventCreate(out nint handle, uint flags);
+    [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventRecord(nint handle, nint stream);
+    [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventSynchronize(nint handle);
+    [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventDestroy_v2(nint handle);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuInit(uint flags);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuCtxGetCurrent(out nint context);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuCtxSetCurrent(nint context);
@@ -120,4 +137,34 @@ internal static unsafe partial class CudaKernels
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcGetProgramLog(nint program, byte* log);
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial int nvrtcDestroyProgram(ref nint program);
     [LibraryImport(CudaLibraries.Nvrtc)] private static partial nint nvrtcGetErrorString(int result);
+}
+
+/// <summary>
+/// A point in the default stream's work: everything queued before <see cref="TryRecord"/> has finished once
+/// <see cref="Synchronize"/> returns, while work queued after it may still run (unlike torch.cuda.synchronize()).
+/// </summary>
+internal sealed class CudaEvent : IDisposable
+{
+    private nint handle;
+
+    private CudaEvent(nint handle) => this.handle = handle;
+
+    /// <summary>An event behind the work queued so far, or null where the driver API cannot be bound.</summary>
+    public static CudaEvent? TryRecord()
+    {
+        CudaLibraries.Register();
+        return CudaLibraries.Has(CudaLibraries.Driver) ? new CudaEvent(CudaKernels.RecordEvent()) : null;
+    }
+
+    public void Synchronize()
+    {
+        if (handle != 0) CudaKernels.SynchronizeEvent(handle);
+    }
+
+    public void Dispose()
+    {
+        if (handle == 0) return;
+        CudaKernels.DestroyEvent(handle);
+        handle = 0;
+    }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
+using WinTok.Cuda;
 using WinTok.Model;
 using static TorchSharp.torch;
 
@@ -26,7 +27,8 @@ public sealed class TokenizerSession : IDisposable
 {
     private readonly WinTokModel model;
     private readonly Device device;
-    private Tensor? staging; // reusable (pinned on CUDA) host buffer of uint8 levels
+    private readonly Tensor?[] staging = new Tensor?[2]; // reusable (pinned on CUDA) host buffers of uint8 levels, alternating
+    private int next;
 
     public TokenizerSession(WinTokModel model, Device device, ScalarType computeDtype)
     {
@@ -44,7 +46,15 @@ public sealed class TokenizerSession : IDisposable
     /// to the model's image size. Levels become reference inputs on the device exactly as torchvision's ToTensor +
     /// Normalize(0.5, 0.5) make them in float32, so the values are bit-identical to the reference's.
     /// </summary>
-    public TokenBatch Tokenize(ReadOnlySpan<byte> levels, int count, bool semantic)
+    public TokenBatch Tokenize(ReadOnlySpan<byte> levels, int count, bool semantic) => Collect(Launch(levels, count, semantic));
+
+    /// <summary>
+    /// The first half of <see cref="Tokenize"/>: copies the levels in, queues the whole batch on the GPU (the copies of
+    /// the tokens back to pinned host memory included) and returns without waiting. Launching the next batch before
+    /// collecting this one keeps the GPU busy while the host prepares and issues work. At most two batches may be in
+    /// flight: the host staging buffers alternate between two.
+    /// </summary>
+    public PendingTokens Launch(ReadOnlySpan<byte> levels, int count, bool semantic)
     {
         var size = model.Config.Encoder.ImageSize;
         var perImage = 3 * size * size;
@@ -56,36 +66,87 @@ public sealed class TokenizerSession : IDisposable
         var input = Upload(levels[..(count * perImage)], count, size);
         var images = (input.to(float32) / 255.0 - 0.5) / 0.5;
         var output = model.Tokenize(images);
-        var pixelTokens = CopyOut(output.Indices.to(int16), count * model.Config.NumCodebooks * model.Config.PixelTokens);
-        ushort[]? semanticTokens = semantic
-            ? CopyOut(output.SemanticTokens.to(bfloat16), count * model.Config.NumLatentTokens * model.Config.Encoder.HiddenSize)
-            : null;
-        return new TokenBatch(count, model.Config.NumCodebooks, model.Config.PixelTokens, pixelTokens,
-            model.Config.NumLatentTokens, model.Config.Encoder.HiddenSize, semanticTokens);
+        var pixelTokens = ToHost(output.Indices.to(int16));
+        var semanticTokens = semantic ? ToHost(output.SemanticTokens.to(bfloat16)) : null;
+        var done = device.type == DeviceType.CUDA ? CudaEvent.TryRecord() : null;
+        var waitForDevice = device.type == DeviceType.CUDA && done is null; // no driver API: fall back to a full synchronize
+        return new PendingTokens(count, pixelTokens.DetachFromDisposeScope(), semanticTokens?.DetachFromDisposeScope(), done, waitForDevice);
     }
+
+    /// <summary>Waits for a launched batch and copies its tokens out of native memory.</summary>
+    public TokenBatch Collect(PendingTokens pending)
+    {
+        using (pending)
+        {
+            pending.Wait();
+            var config = model.Config;
+            var pixelTokens = CopyOut(pending.PixelTokens, pending.Count * config.NumCodebooks * config.PixelTokens);
+            var semanticTokens = pending.SemanticTokens is { } semantic
+                ? CopyOut(semantic, pending.Count * config.NumLatentTokens * config.Encoder.HiddenSize)
+                : null;
+            return new TokenBatch(pending.Count, config.NumCodebooks, config.PixelTokens, pixelTokens,
+                config.NumLatentTokens, config.Encoder.HiddenSize, semanticTokens);
+        }
+    }
+
+    /// <summary>A device-to-host copy queued behind the batch (into pinned memory, so it does not block the host).</summary>
+    private Tensor ToHost(Tensor values) =>
+        device.type == DeviceType.CPU ? values.contiguous() : values.contiguous().to(CPU, non_blocking: true);
 
     private Tensor Upload(ReadOnlySpan<byte> levels, int count, int size)
     {
-        var capacity = staging?.shape[0] ?? 0;
+        var capacity = staging[next]?.shape[0] ?? 0;
         if (capacity < count)
         {
-            staging?.Dispose();
+            staging[next]?.Dispose();
             using var outer = NewDisposeScope();
             var buffer = empty([count, 3, size, size], uint8);
-            staging = (device.type == DeviceType.CUDA ? buffer.pin_memory() : buffer).DetachFromDisposeScope();
+            staging[next] = (device.type == DeviceType.CUDA ? buffer.pin_memory() : buffer).DetachFromDisposeScope();
         }
-        var host = staging!.narrow(0, 0, count);
+        var host = staging[next]!.narrow(0, 0, count);
+        next = 1 - next; // the other buffer's copy to the device belongs to a batch already collected
         levels.CopyTo(host.bytes);
         return device.type == DeviceType.CPU ? host.clone() : host.to(device, non_blocking: true);
     }
 
-    private static ushort[] CopyOut(Tensor values, int expected)
+    private static ushort[] CopyOut(Tensor host, int expected)
     {
-        var host = values.cpu().contiguous();
         var result = new ushort[expected];
         MemoryMarshal.Cast<byte, ushort>(host.bytes).CopyTo(result);
         return result;
     }
 
-    public void Dispose() => staging?.Dispose();
+    public void Dispose()
+    {
+        foreach (var buffer in staging) buffer?.Dispose();
+    }
+}
+
+/// <summary>A launched batch: host tensors the GPU is still filling, and the event that says when it has.</summary>
+public sealed class PendingTokens : IDisposable
+{
+    private readonly CudaEvent? done;
+    private readonly bool waitForDevice;
+
+    internal PendingTokens(int count, Tensor pixelTokens, Tensor? semanticTokens, CudaEvent? done, bool waitForDevice) =>
+        (Count, PixelTokens, SemanticTokens, this.done, this.waitForDevice) = (count, pixelTokens, semanticTokens, done, waitForDevice);
+
+    internal int Count { get; }
+    internal Tensor PixelTokens { get; }
+    internal Tensor? SemanticTokens { get; }
+
+    /// <summary>Returns once the batch's tokens are in host memory.</summary>
+    internal void Wait()
+    {
+        done?.Synchronize();
+        if (waitForDevice) cuda.synchronize();
+    }
+
+    public void Dispose()
+    {
+        Wait(); // never free host memory a queued copy still writes to
+        done?.Dispose();
+        PixelTokens.Dispose();
+        SemanticTokens?.Dispose();
+    }
 }

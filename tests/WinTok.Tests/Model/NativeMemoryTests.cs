@@ -17,7 +17,9 @@ public sealed class NativeMemoryTests
         using var session = new TokenizerSession(new WinTokModel(TinyModels.Tiny), CPU, ScalarType.Float32);
         var levels = new byte[2 * 3 * 32 * 32];
         new Random(7).NextBytes(levels);
-        session.Tokenize(levels, 2, semantic: true); // warm-up: the staging buffer is allocated once
+        // Warm-up: the two staging buffers the session alternates between are allocated once, one per batch.
+        session.Tokenize(levels, 2, semantic: true);
+        session.Tokenize(levels, 2, semantic: true);
         // Tensors other tests left to the garbage collector would otherwise be finalized during the loop.
         GC.Collect();
         GC.WaitForPendingFinalizers();
