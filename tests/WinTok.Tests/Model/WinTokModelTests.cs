@@ -89,6 +89,19 @@ public sealed class WinTokModelTests
     }
 
     [Fact]
+    public void WithoutAGpu_TheCudaFastPathsStandDownAndTorchRunsEveryLayer()
+    {
+        Assert.SkipWhen(cuda.is_available(), "this machine has a GPU");
+
+        Assert.Null(WinTok.Cuda.CublasLtLinear.Shared);
+        Assert.Null(WinTok.Cuda.FusedLayerNorm.Shared);
+        Assert.Null(WinTok.Cuda.FusedCodeSearch.Shared);
+        using var model = new WinTokModel(TinyModels.Tiny).PrepareForInference(ScalarType.Float32);
+        using var tokens = model.Tokenize(rand(1, 3, 32, 32) * 2 - 1);
+        Assert.Equal([1L, 4, 16], tokens.Indices.shape);
+    }
+
+    [Fact]
     public void DenseLayer_IsResidualPlusGeluOfTheLinearLayer_ForThreeDimensionalInputs()
     {
         manual_seed(9);
