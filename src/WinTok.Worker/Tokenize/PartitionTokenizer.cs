@@ -27,8 +27,11 @@ internal sealed record PartitionWork(
 /// </summary>
 internal sealed class PartitionTokenizer(TokenizerEngine engine)
 {
-    /// <summary>Batches handed to the engine before the oldest must finish: one running, one waiting.</summary>
-    private const int BatchesInFlight = 2;
+    /// <summary>
+    /// Batches handed to the engine before the oldest must finish: one running, one launched behind it, one waiting, so
+    /// the engine always has the next batch at hand when it launches (2 gave 0.891 of model-only speed on the H100, 3 gave 0.919).
+    /// </summary>
+    private const int BatchesInFlight = 3;
 
     private sealed record Decoded(CorpusSample Sample, byte[] Levels, byte[] Sha256, int Width, int Height);
 

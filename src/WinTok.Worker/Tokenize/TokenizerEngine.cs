@@ -144,7 +144,15 @@ internal sealed class TokenizerEngine : IDisposable
         foreach (var item in work.GetConsumingEnumerable())
         {
             item();
-            if (work.Count == 0) FinishInFlight(); // nothing to launch behind it: hand its tokens back now
+            // While the launched batch runs, launch the next one the moment it is queued (that item collects this
+            // batch); otherwise hand this batch's tokens back as soon as the GPU has finished it.
+            while (inFlight is { } current && !work.IsAddingCompleted)
+            {
+                if (work.TryTake(out var next)) next();
+                else if (current.Batch.IsComplete) FinishInFlight();
+                else if (work.TryTake(out next, millisecondsTimeout: 1)) next();
+            }
+            FinishInFlight();
         }
         FinishInFlight();
     }

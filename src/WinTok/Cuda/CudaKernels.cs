@@ -105,11 +105,21 @@ internal static unsafe partial class CudaKernels
 
     internal static void SynchronizeEvent(nint handle) => Check(cuEventSynchronize(handle), "cuEventSynchronize");
 
+    /// <summary>True once the work before the event has finished; never blocks.</summary>
+    internal static bool QueryEvent(nint handle)
+    {
+        var result = cuEventQuery(handle);
+        if (result == 600 /* CUDA_ERROR_NOT_READY */) return false;
+        Check(result, "cuEventQuery");
+        return true;
+    }
+
     internal static void DestroyEvent(nint handle) => Check(cuEventDestroy_v2(handle), "cuEventDestroy");
 
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventCreate(out nint handle, uint flags);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventRecord(nint handle, nint stream);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventSynchronize(nint handle);
+    [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventQuery(nint handle);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuEventDestroy_v2(nint handle);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuInit(uint flags);
     [LibraryImport(CudaLibraries.Driver)] private static partial int cuCtxGetCurrent(out nint context);
@@ -160,6 +170,8 @@ internal sealed class CudaEvent : IDisposable
     {
         if (handle != 0) CudaKernels.SynchronizeEvent(handle);
     }
+
+    public bool IsComplete => handle == 0 || CudaKernels.QueryEvent(handle);
 
     public void Dispose()
     {

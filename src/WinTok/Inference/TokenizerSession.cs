@@ -135,6 +135,9 @@ public sealed class PendingTokens : IDisposable
     internal Tensor PixelTokens { get; }
     internal Tensor? SemanticTokens { get; }
 
+    /// <summary>Whether <see cref="Wait"/> would return at once (always, where no event could be recorded).</summary>
+    public bool IsComplete => done?.IsComplete ?? true;
+
     /// <summary>Returns once the batch's tokens are in host memory.</summary>
     internal void Wait()
     {
