@@ -124,7 +124,7 @@ internal static class BenchLayersCommand
         var size = model.Config.Encoder.ImageSize;
         using var images = rand([batch, 3, size, size], device: device) * 2 - 1;
         var (pixels, semantic) = model.EncodeTokens(images);
-        using var features = model.ProjectAndQuantize(pixels, quantize: false);
+        using var features = model.ProjectPixels(pixels);
         Print("model: image_to_indices", Time(device, () => model.ImageToIndices(images).Dispose(), iters: 5));
         Print("model: embed + encoder + post-LN", Time(device, () =>
         {
@@ -156,8 +156,8 @@ internal static class BenchLayersCommand
         Synchronize(device);
         Print("model: encoder layer 0 alone", Time(device, () => layers[0].call(hidden).Dispose()));
         Print("model: encoder layer 26 alone", Time(device, () => layers[^1].call(hidden).Dispose()));
-        Print("model: quant_proj (fp32)", Time(device, () => model.ProjectAndQuantize(pixels, quantize: false).Dispose(), iters: 5));
-        Print("model: quantizer", Time(device, () => model.ProjectAndQuantize(features, quantize: true).Dispose(), iters: 5));
+        Print("model: quant_proj (fp32)", Time(device, () => model.ProjectPixels(pixels).Dispose(), iters: 5));
+        Print("model: quantizer", Time(device, () => model.FeaturesToIndices(features).Dispose(), iters: 5));
         pixels.Dispose();
         semantic.Dispose();
     }

@@ -42,13 +42,20 @@ internal static class BenchTokenizeCommand
             Console.Error.WriteLine($"Unknown preset '{presetName}'; choose one of {string.Join(", ", EncoderShape.Presets.Keys)}");
             return 2;
         }
+        string[] known = ["bf16", "bf16-torch", "tf32", "fp32"];
+        var chosen = modes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if ((chosen.Length == 0 ? modes : chosen.Except(known).FirstOrDefault()) is { } unknown)
+        {
+            Console.Error.WriteLine($"Unknown mode '{unknown}'; choose from {string.Join(", ", known)}");
+            return 2;
+        }
         var device = new Device(deviceName);
         var weights = LoadOrCreate(checkpoint, shape, semanticTokens);
         var config = weights.Config;
         manual_seed(0);
         Console.WriteLine($"WINTOK model preset={presetName} semantic_tokens={config.NumLatentTokens} weights={(checkpoint is null ? "random" : checkpoint)} device={deviceName}");
 
-        foreach (var mode in modes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        foreach (var mode in chosen)
         {
             backends.cuda.matmul.allow_tf32 = mode == "tf32";
             backends.cudnn.allow_tf32 = mode == "tf32";

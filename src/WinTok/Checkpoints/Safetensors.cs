@@ -47,7 +47,7 @@ internal static class Safetensors
             throw new CheckpointFormatException(path, $"the file has {length} bytes, too short for a safetensors header length (8 bytes)");
         }
         Span<byte> lengthBytes = stackalloc byte[8];
-        ReadExactly(file, lengthBytes, 0);
+        TensorBytes.ReadExactly(file, lengthBytes, 0);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
         if (headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
         {
@@ -55,7 +55,7 @@ internal static class Safetensors
                 $"the safetensors header claims {headerLength} bytes but the file has only {length - 8} after the length field (truncated, or not a safetensors file)");
         }
         var header = new byte[headerLength];
-        ReadExactly(file, header, 8);
+        TensorBytes.ReadExactly(file, header, 8);
         long dataStart = 8 + (long)headerLength;
         var (entries, metadata) = ParseHeader(path, header, length - dataStart);
 
@@ -181,20 +181,6 @@ internal static class Safetensors
             values.Add(value);
         }
         return [.. values];
-    }
-
-    private static void ReadExactly(SafeFileHandle file, Span<byte> buffer, long offset)
-    {
-        while (!buffer.IsEmpty)
-        {
-            int read = RandomAccess.Read(file, buffer, offset);
-            if (read == 0)
-            {
-                throw new EndOfStreamException($"The file ends at byte {offset}");
-            }
-            buffer = buffer[read..];
-            offset += read;
-        }
     }
 
     /// <summary>

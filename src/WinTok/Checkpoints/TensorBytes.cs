@@ -28,20 +28,22 @@ internal static class TensorBytes
 
     /// <summary>Reads the tensor's bytes from <paramref name="file"/> starting at <paramref name="fileOffset"/>.</summary>
     public static void Fill(Tensor tensor, SafeFileHandle file, long fileOffset, long chunkBytes = DefaultChunkBytes) =>
-        ForEachChunk(tensor, chunkBytes, (span, byteOffset) =>
+        ForEachChunk(tensor, chunkBytes, (span, byteOffset) => ReadExactly(file, span, fileOffset + byteOffset));
+
+    /// <summary>Fills <paramref name="buffer"/> from <paramref name="file"/> at <paramref name="offset"/>; a short file is an error.</summary>
+    public static void ReadExactly(SafeFileHandle file, Span<byte> buffer, long offset)
+    {
+        while (!buffer.IsEmpty)
         {
-            long at = fileOffset + byteOffset;
-            while (!span.IsEmpty)
+            int read = RandomAccess.Read(file, buffer, offset);
+            if (read == 0)
             {
-                int read = RandomAccess.Read(file, span, at);
-                if (read == 0)
-                {
-                    throw new EndOfStreamException($"The file ends at byte {at}");
-                }
-                span = span[read..];
-                at += read;
+                throw new EndOfStreamException($"The file ends at byte {offset}");
             }
-        });
+            buffer = buffer[read..];
+            offset += read;
+        }
+    }
 
     /// <summary>Writes a contiguous CPU tensor's bytes to <paramref name="stream"/>.</summary>
     public static void Write(Tensor tensor, Stream stream, long chunkBytes = DefaultChunkBytes) =>

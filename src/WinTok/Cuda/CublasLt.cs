@@ -10,7 +10,6 @@ namespace WinTok.Cuda;
 internal static unsafe partial class CublasLt
 {
     private const string Library = CudaLibraries.CublasLt;
-    private const string TorchSharpLibrary = "LibTorchSharp";
 
     public const int ComputeF32 = 68;            // CUBLAS_COMPUTE_32F: fp32 accumulation, as torch uses for bf16/fp16
     public const int DataF32 = 0;                // CUDA_R_32F
@@ -57,13 +56,6 @@ internal static unsafe partial class CublasLt
     [LibraryImport(Library)]
     public static partial int cublasLtMatmul(nint handle, nint desc, float* alpha, nint a, nint aLayout, nint b, nint bLayout,
         float* beta, nint c, nint cLayout, nint d, nint dLayout, MatmulAlgo* algo, nint workspace, nuint workspaceSize, nint stream);
-
-    /// <summary>
-    /// <c>at::Tensor::data_ptr()</c> through TorchSharp's native library: the address of the first element, storage
-    /// offset included (a device address for CUDA tensors). TorchSharp's managed API only exposes it for CPU tensors.
-    /// </summary>
-    [LibraryImport(TorchSharpLibrary, EntryPoint = "THSTensor_data")]
-    public static partial nint TensorData(nint tensor);
 
     public static void Check(int status, string call)
     {

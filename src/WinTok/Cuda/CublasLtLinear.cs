@@ -31,7 +31,7 @@ internal sealed unsafe class CublasLtLinear
     {
         this.handle = handle;
         this.workspace = workspace;
-        workspacePointer = CublasLt.TensorData(workspace.Handle);
+        workspacePointer = TensorAddress.Of(workspace);
     }
 
     /// <summary>
@@ -64,9 +64,9 @@ internal sealed unsafe class CublasLtLinear
 
         var y = empty(outputShape, x.dtype, x.device);
         var pointers = new Pointers(
-            CublasLt.TensorData(x.Handle), CublasLt.TensorData(weight.Handle),
-            bias is null ? 0 : CublasLt.TensorData(bias.Handle),
-            residual is null ? 0 : CublasLt.TensorData(residual.Handle), CublasLt.TensorData(y.Handle));
+            TensorAddress.Of(x), TensorAddress.Of(weight),
+            bias is null ? 0 : TensorAddress.Of(bias),
+            residual is null ? 0 : TensorAddress.Of(residual), TensorAddress.Of(y));
         var epilogue = (gelu, bias is not null) switch
         {
             (false, false) => CublasLt.EpilogueDefault,

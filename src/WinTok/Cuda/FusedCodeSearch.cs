@@ -85,7 +85,7 @@ internal sealed unsafe class FusedCodeSearch
         var (b, positions) = (features.shape[0], (int)features.shape[1]);
         var rows = (int)(b * positions);
         var output = empty([b, books, positions], ScalarType.Int64, features.device);
-        nint pf = CublasLt.TensorData(features.Handle), pc = CublasLt.TensorData(codes.Handle), pi = CublasLt.TensorData(output.Handle);
+        nint pf = TensorAddress.Of(features), pc = TensorAddress.Of(codes), pi = TensorAddress.Of(output);
         void** arguments = stackalloc void*[] { &pf, &pc, &pi, &rows, &positions, &books, &vocab };
         CudaKernels.Launch(kernel, (uint)((rows + Threads - 1) / Threads), (uint)books, Threads, arguments);
         ids = output;

@@ -103,8 +103,8 @@ internal sealed unsafe class FusedLayerNorm
             || !x.is_contiguous() || !weight.is_contiguous() || !bias.is_contiguous() || x.numel() == 0)
             return false;
         var y = empty(x.shape, x.dtype, x.device);
-        nint px = CublasLt.TensorData(x.Handle), pw = CublasLt.TensorData(weight.Handle),
-            pb = CublasLt.TensorData(bias.Handle), py = CublasLt.TensorData(y.Handle);
+        nint px = TensorAddress.Of(x), pw = TensorAddress.Of(weight),
+            pb = TensorAddress.Of(bias), py = TensorAddress.Of(y);
         if (((px | pw | pb | py) & 15) != 0)
         {
             y.Dispose();

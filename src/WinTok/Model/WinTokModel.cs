@@ -819,8 +819,9 @@ public sealed class WinTokModel : nn.Module
     internal IReadOnlyList<SiglipEncoderLayer> EncoderLayers => encoder.VisionModel.Encoder.Layers;
 
     /// <summary>The stages of <see cref="ImageToIndices"/> after the encoder, for `wintok bench layers`.</summary>
-    internal Tensor ProjectAndQuantize(Tensor pixels, bool quantize) =>
-        quantize ? quantizer.FeaturesToIndices(pixels) : quant_proj.call(pixels.to(float32));
+    internal Tensor ProjectPixels(Tensor pixels) => quant_proj.call(pixels.to(float32));
+
+    internal Tensor FeaturesToIndices(Tensor features) => quantizer.FeaturesToIndices(features);
 
     /// <summary>Reference <c>get_last_layer</c>: the weight the adaptive GAN loss weight is measured on.</summary>
     public Parameter LastLayer => conv_out.weight!;
