@@ -14,7 +14,6 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),
-    BenchCommand.Create(),
 };
 
 var parse = root.Parse(args);

@@ -34,13 +34,8 @@ internal sealed unsafe class CublasLtLinear
         workspacePointer = TensorAddress.Of(workspace);
     }
 
-    /// <summary>
-    /// Set WINTOK_CUBLASLT=0 to run every linear layer through torch (for comparisons and as a way out should a
-    /// driver/library pair misbehave).
-    /// </summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("WINTOK_CUBLASLT") != "0";
-
     /// <summary>The process-wide instance for CUDA device 0, or null when no CUDA libtorch is loaded.</summary>
+    /// <remarks>One per process: it holds a cuBLASLt handle and a workspace; which layers use it is the model's choice (<see cref="WinTok.Model.InferenceKernels"/>).</remarks>
     public static CublasLtLinear? Shared => SharedInstance.Value;
 
     /// <summary>Kernels chosen so far, one line per problem shape, for benchmark reports.</summary>
@@ -56,7 +51,7 @@ internal sealed unsafe class CublasLtLinear
     public bool TryForward(Tensor x, Tensor weight, Tensor? bias, Tensor? residual, bool gelu, out Tensor output)
     {
         output = null!;
-        if (!Enabled || !Supports(x, weight, bias, residual)) return false;
+        if (!Supports(x, weight, bias, residual)) return false;
         long k = weight.shape[1], n = weight.shape[0], m = x.numel() / k;
         var outputShape = x.shape.ToArray();
         outputShape[^1] = n;

@@ -62,9 +62,7 @@ internal sealed unsafe class FusedCodeSearch
     private static readonly Lazy<FusedCodeSearch?> SharedInstance = new(() => cuda.is_available() ? new FusedCodeSearch() : null);
     private readonly ConcurrentDictionary<int, Lazy<nint>> kernels = new(); // one compilation per code width
 
-    /// <summary>Set WINTOK_CUDA_KERNELS=0 to search with torch's matmul + argmax instead.</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("WINTOK_CUDA_KERNELS") != "0";
-
+    /// <summary>The process-wide instance (compiled kernels per code width), or null without CUDA.</summary>
     public static FusedCodeSearch? Shared => SharedInstance.Value;
 
     public static string? UnavailableReason { get; private set; }
@@ -73,7 +71,7 @@ internal sealed unsafe class FusedCodeSearch
     public bool TryNearest(Tensor features, Tensor codes, out Tensor ids)
     {
         ids = null!;
-        if (!Enabled || features.device_type != DeviceType.CUDA || features.device_index > 0 || is_grad_enabled()
+        if (features.device_type != DeviceType.CUDA || features.device_index > 0 || is_grad_enabled()
             || features.dtype != ScalarType.Float32 || codes.dtype != ScalarType.Float32 || features.dim() != 3 || codes.dim() != 3
             || !features.is_contiguous() || !codes.is_contiguous() || features.numel() == 0)
             return false;

@@ -85,9 +85,6 @@ internal sealed unsafe class FusedLayerNorm
 
     private FusedLayerNorm(nint kernel) => this.kernel = kernel;
 
-    /// <summary>Set WINTOK_CUDA_KERNELS=0 to use torch's LayerNorm instead (comparisons, or a misbehaving driver).</summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("WINTOK_CUDA_KERNELS") != "0";
-
     /// <summary>The compiled kernel, or null without CUDA, driver or NVRTC (see <see cref="UnavailableReason"/>).</summary>
     public static FusedLayerNorm? Shared => SharedInstance.Value;
 
@@ -97,7 +94,7 @@ internal sealed unsafe class FusedLayerNorm
     {
         output = null!;
         var width = x.shape[^1];
-        if (!Enabled || x.device_type != DeviceType.CUDA || x.device_index > 0 || is_grad_enabled()
+        if (x.device_type != DeviceType.CUDA || x.device_index > 0 || is_grad_enabled()
             || x.dtype != ScalarType.BFloat16 || weight.dtype != ScalarType.BFloat16 || bias.dtype != ScalarType.BFloat16
             || width % 8 != 0 || width > MaxWidth || weight.numel() != width || bias.numel() != width
             || !x.is_contiguous() || !weight.is_contiguous() || !bias.is_contiguous() || x.numel() == 0)

@@ -67,7 +67,7 @@ public sealed class TokenizerSession : IDisposable
         var images = (input.to(float32) / 255.0 - 0.5) / 0.5;
         var output = model.Tokenize(images);
         var pixelTokens = ToHost(output.Indices.to(int16));
-        var semanticTokens = semantic ? ToHost(output.SemanticTokens.to(bfloat16)) : null;
+        var semanticTokens = semantic && output.SemanticTokens is { } tokens ? ToHost(tokens.to(bfloat16)) : null;
         var done = device.type == DeviceType.CUDA ? CudaEvent.TryRecord() : null;
         var waitForDevice = device.type == DeviceType.CUDA && done is null; // no driver API: fall back to a full synchronize
         return new PendingTokens(count, pixelTokens.DetachFromDisposeScope(), semanticTokens?.DetachFromDisposeScope(), done, waitForDevice);

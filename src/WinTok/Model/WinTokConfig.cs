@@ -97,6 +97,7 @@ public sealed record WinTokConfig(
 
     public int CodebookSize => VocabSize / NumCodebooks;
     public int CodeWidth => VocabWidth / NumCodebooks;
+    public QuantizerConfig Quantizer => new(NumCodebooks, VocabSize, VocabWidth, VqBeta, EntropyWeight, EntropyTemperature);
     public int PixelTokens => Encoder.NumPatches;
 
     /// <summary>Throws with every reason at once when the network cannot be built.</summary>

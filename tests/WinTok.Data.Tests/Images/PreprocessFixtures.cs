@@ -1,4 +1,5 @@
 using System.Text.Json;
+using WinTok.TestSupport;
 
 namespace WinTok.Data.Tests.Images;
 
@@ -15,7 +16,7 @@ internal sealed record PreprocessFixture(string File, string Key, string Mode, s
 }
 
 /// <summary>
-/// Finds the fixture folders: <c>../shared/fixtures/preprocess</c> next to the repository and, when the environment
+/// Finds the fixture folders: <c>tests/fixtures/preprocess</c> of this repository and, when the environment
 /// variable <c>WINTOK_PREPROCESS_FIXTURES</c> is set, that folder too (same layout: index.json, expected.safetensors).
 /// </summary>
 internal static class PreprocessFixtures
@@ -25,32 +26,10 @@ internal static class PreprocessFixtures
     private static readonly Lazy<Dictionary<string, SafetensorsFile>> Expected = new(() =>
         Folders().ToDictionary(f => f, f => SafetensorsFile.Read(Path.Combine(f, "expected.safetensors"))));
 
-    public static string SharedFolder
-    {
-        get
-        {
-            var directory = new DirectoryInfo(AppContext.BaseDirectory);
-            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "WinTok.sln")))
-            {
-                directory = directory.Parent;
-            }
-            if (directory is null)
-            {
-                throw new DirectoryNotFoundException($"No WinTok.sln above {AppContext.BaseDirectory}");
-            }
-            return Path.GetFullPath(Path.Combine(directory.FullName, "..", "shared", "fixtures", "preprocess"));
-        }
-    }
+    /// <summary>tests/fixtures/preprocess: the reference transform on real photos and their variants.</summary>
+    public static string Folder => TestFixtures.Folder("preprocess");
 
-    public static IEnumerable<string> Folders()
-    {
-        yield return SharedFolder;
-        var extra = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(extra))
-        {
-            yield return Path.GetFullPath(extra);
-        }
-    }
+    public static IEnumerable<string> Folders() => TestFixtures.WithExtra("preprocess", EnvironmentVariable);
 
     /// <summary>Every image listed in every folder's index.json.</summary>
     public static IEnumerable<PreprocessFixture> All() => Folders().SelectMany(Read);

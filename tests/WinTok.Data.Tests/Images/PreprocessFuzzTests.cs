@@ -21,7 +21,7 @@ public sealed class PreprocessFuzzTests
         // thousands of decodes fit in seconds, even in Debug builds; every codec path we decode is represented.
         byte[][] seeds =
         [
-            File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "variant_tiny_64x40.jpg")),
+            File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "variant_tiny_64x40.jpg")),
             TestImages.Encode("autumn_2560x1600.jpg", 120, 75, SKEncodedImageFormat.Jpeg, 85),
             TestImages.Encode("kite_2560x1600.jpg", 96, 60, SKEncodedImageFormat.Png),
             TestImages.Encode("cups_2560x1600.jpg", 96, 60, SKEncodedImageFormat.Png, withAlpha: true),

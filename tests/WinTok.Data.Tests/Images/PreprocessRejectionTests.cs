@@ -30,7 +30,7 @@ public sealed class PreprocessRejectionTests
     [Fact]
     public void Preprocess_WhenJpegIsTruncated_RejectsAsTruncated()
     {
-        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "path_small.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "path_small.jpg"));
 
         AssertRejected(jpeg[..(jpeg.Length / 2)], ImageRejectionReason.Truncated);
     }
@@ -38,7 +38,7 @@ public sealed class PreprocessRejectionTests
     [Fact]
     public void Preprocess_WhenPngIsTruncated_RejectsAsTruncated()
     {
-        var png = File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "kokkini_small.png"));
+        var png = File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "kokkini_small.png"));
 
         AssertRejected(png[..(png.Length / 2)], ImageRejectionReason.Truncated);
     }
@@ -68,7 +68,7 @@ public sealed class PreprocessRejectionTests
     public void Preprocess_WhenImageExceedsConfiguredPixelLimit_RejectsWithItsSize()
     {
         var strict = new ImagePreprocessor(new PreprocessOptions { MaxPixels = 400 * 250 - 1 });
-        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "path_small.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "path_small.jpg"));
 
         var result = strict.Preprocess(jpeg, new byte[strict.ValuesPerImage]);
 
@@ -79,7 +79,7 @@ public sealed class PreprocessRejectionTests
     [Fact]
     public void Preprocess_WhenImageIsValid_ReportsItsHeaderSize()
     {
-        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "path_small.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "path_small.jpg"));
 
         var result = preprocessor.Preprocess(jpeg, new float[preprocessor.ValuesPerImage]);
 
@@ -94,7 +94,7 @@ public sealed class PreprocessRejectionTests
     [Fact]
     public void Preprocess_WhenWritingFloats_UsesTorchvisionNormalisation()
     {
-        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.SharedFolder, "path_small.jpg"));
+        var jpeg = File.ReadAllBytes(Path.Combine(PreprocessFixtures.Folder, "path_small.jpg"));
         var levels = new byte[preprocessor.ValuesPerImage];
         var values = new float[preprocessor.ValuesPerImage];
 

@@ -9,7 +9,7 @@ internal static class TestImages
     /// <summary>A fixture photo scaled to <paramref name="width"/> x <paramref name="height"/> and encoded again.</summary>
     public static byte[] Encode(string fixtureFile, int width, int height, SKEncodedImageFormat format, int quality = 90, bool withAlpha = false)
     {
-        using var original = SKBitmap.Decode(Path.Combine(PreprocessFixtures.SharedFolder, fixtureFile));
+        using var original = SKBitmap.Decode(Path.Combine(PreprocessFixtures.Folder, fixtureFile));
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, withAlpha ? SKAlphaType.Unpremul : SKAlphaType.Opaque);
         using var scaled = original.Resize(info, new SKSamplingOptions(SKCubicResampler.CatmullRom));
         if (withAlpha)

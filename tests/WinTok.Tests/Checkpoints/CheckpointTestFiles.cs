@@ -1,15 +1,16 @@
 using TorchSharp;
+using WinTok.TestSupport;
 using static TorchSharp.torch;
 
 namespace WinTok.Tests.Checkpoints;
 
-/// <summary>Locates the shared reference fixtures and this folder's generated data; temp files for bad-file tests.</summary>
+/// <summary>Locates the reference fixtures and this folder's generated data; temp files for bad-file tests.</summary>
 internal static class CheckpointTestFiles
 {
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    public static string RepositoryRoot => TestFixtures.RepositoryRoot;
 
-    /// <summary>../shared/fixtures/reference, beside the repository.</summary>
-    public static string Reference { get; } = Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "fixtures", "reference"));
+    /// <summary>tests/fixtures/reference: the reference network's outputs.</summary>
+    public static string Reference { get; } = TestFixtures.Folder("reference");
 
     /// <summary>Files written by Data/generate.py.</summary>
     public static string Data { get; } = Path.Combine(RepositoryRoot, "tests", "WinTok.Tests", "Checkpoints", "Data");
@@ -34,17 +35,6 @@ internal static class CheckpointTestFiles
         Assert.True(Bits(expected).AsSpan().SequenceEqual(Bits(actual)), $"{name}: bytes differ");
     }
 
-    private static string FindRepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "WinTok.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException($"No WinTok.sln above {AppContext.BaseDirectory}");
-    }
 
     internal sealed class TempFolder(string path) : IDisposable
     {

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using WinTok.Checkpoints;
 using WinTok.Model;
+using WinTok.TestSupport;
 using WinTok.Tests.Checkpoints;
 using static TorchSharp.torch;
 
@@ -47,7 +48,7 @@ internal sealed class ReferenceFixtureSet
             model.PrepareForInference(ScalarType.Float32);
             using var served = model.Tokenize(input);
             ServedIndices = served.Indices.clone();
-            ServedSemanticTokens = served.SemanticTokens.clone();
+            ServedSemanticTokens = served.SemanticTokens!.clone();
         }
         loaded.Model.Dispose();
 
@@ -77,18 +78,14 @@ internal sealed class ReferenceFixtureSet
         Cache.GetOrAdd(configPath + "|" + format, _ => new Lazy<ReferenceFixtureSet>(() => new ReferenceFixtureSet(configPath, format))).Value;
 
     /// <summary>
-    /// Every <c>*.config.json</c> in ../shared/fixtures/reference, in this project's held-out sets (HeldOutFixtures/,
+    /// Every <c>*.config.json</c> in tests/fixtures/reference, in the held-out sets (tests/fixtures/reference-held-out,
     /// made by the reference code with other shapes) and, when set, in the folder named by
     /// <c>WINTOK_PARITY_FIXTURES</c>; each with both checkpoint formats.
     /// </summary>
     public static TheoryData<string, string> All()
     {
-        var folders = new List<string>
-        {
-            CheckpointTestFiles.Reference,
-            Path.Combine(CheckpointTestFiles.RepositoryRoot, "tests", "WinTok.Tests", "Model", "HeldOutFixtures"),
-        };
-        if (Environment.GetEnvironmentVariable("WINTOK_PARITY_FIXTURES") is { Length: > 0 } extra) folders.Add(extra);
+        var folders = TestFixtures.WithExtra("reference", "WINTOK_PARITY_FIXTURES").ToList();
+        folders.Insert(1, TestFixtures.Folder("reference-held-out"));
         var data = new TheoryData<string, string>();
         foreach (var config in folders.SelectMany(f => Directory.EnumerateFiles(f, "*.config.json")).Order(StringComparer.Ordinal))
             foreach (var format in new[] { "pth", "safetensors" })

@@ -110,8 +110,8 @@ public sealed class WinTokModelTests
         using var residual = randn(2, 7, 40);
         using var noGrad = no_grad();
 
-        using var plain = Dense.Forward(layer, x);
-        using var full = Dense.Forward(layer, x, residual, gelu: true);
+        using var plain = Dense.Forward(layer, x, InferenceKernels.Torch);
+        using var full = Dense.Forward(layer, x, InferenceKernels.Torch, residual, gelu: true);
         using var expected = residual + nn.functional.gelu(layer.call(x), TorchSharp.Modules.GELU.Approximate.tanh);
 
         Assert.True((plain - layer.call(x)).abs().max().item<float>() <= 1e-6);
@@ -131,7 +131,7 @@ public sealed class WinTokModelTests
         using var noGrad = no_grad();
         using var expected = attention.call(x);
 
-        attention.Fuse();
+        attention.PrepareForInference(InferenceKernels.Torch);
         using var folded = attention.call(x);
 
         Assert.True(attention.IsFused);
@@ -150,7 +150,7 @@ public sealed class WinTokModelTests
         using var embedding = model.EncodeImage(images);
 
         Assert.Equal([3L, 4, 16], tokens.Indices.shape);
-        Assert.Equal([3L, 4, 64], tokens.SemanticTokens.shape);
+        Assert.Equal([3L, 4, 64], tokens.SemanticTokens!.shape);
         Assert.Equal([3L, 3, 32, 32], recon.shape);
         Assert.Equal(1.0, embedding.norm(1).mean().item<float>(), 5);
         Assert.True(tokens.Indices.max().item<long>() < TinyModels.Tiny.CodebookSize);

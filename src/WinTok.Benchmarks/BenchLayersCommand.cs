@@ -3,15 +3,14 @@ using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
-using WinTok.Cuda;
 using WinTok.Model;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
-namespace WinTok.Cli.Commands;
+namespace WinTok.Benchmarks;
 
 /// <summary>
-/// `wintok bench layers`: milliseconds per call of each building block of the so400m encoder at serving shapes, to see
+/// `wintok-bench layers`: milliseconds per call of each building block of the so400m encoder at serving shapes, to see
 /// where tokenize time goes (no profiler binding exists in TorchSharp).
 /// </summary>
 internal static class BenchLayersCommand
@@ -76,16 +75,18 @@ internal static class BenchLayersCommand
         backends.cuda.enable_math_sdp(math);
         Console.WriteLine($"LAYER flash_sdp_enabled={backends.cuda.flash_sdp_enabled()} math_sdp_enabled={backends.cuda.math_sdp_enabled()}");
 
+        var fast = InferenceKernels.For(device, CudaFastPaths.All);
+        var noLayerNorm = InferenceKernels.For(device, CudaFastPaths.All with { LayerNorm = false });
+        var torchOnly = InferenceKernels.Torch;
         using var layer = new SiglipEncoderLayer(d, heads, inner, 1e-6);
         layer.to(device); layer.to(bfloat16);
-        Print("encoder layer, separate q/k/v", Time(device, () => layer.call(x).Dispose()));
-        foreach (var attention in layer.modules().OfType<SiglipAttention>()) attention.Fuse();
+        Print("encoder layer, separate q/k/v, torch kernels", Time(device, () => layer.call(x).Dispose()));
+        Prepare(layer, fast);
         Print("encoder layer, fused q/k/v", Time(device, () => layer.call(x).Dispose()));
-        FusedLayerNorm.Enabled = false;
+        Prepare(layer, noLayerNorm);
         Print("encoder layer, fused q/k/v, torch LayerNorm", Time(device, () => layer.call(x).Dispose()));
-        CublasLtLinear.Enabled = false;
+        Prepare(layer, torchOnly);
         Print("encoder layer, fused q/k/v, torch LayerNorm and addmm (no cuBLASLt epilogues)", Time(device, () => layer.call(x).Dispose()));
-        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = true;
 
         using var projection = new AttnProjection(d, 32, 4);
         projection.to(device);
@@ -94,83 +95,59 @@ internal static class BenchLayersCommand
         backends.cuda.matmul.allow_tf32 = true;
         Print("quant_proj tf32", Time(device, () => projection.call(pixels).Dispose()));
         backends.cuda.matmul.allow_tf32 = false;
-        foreach (var attention in projection.modules().OfType<PlainAttention>()) attention.Fuse();
+        Prepare(projection, fast);
         Print("quant_proj fp32, value path folded", Time(device, () => projection.call(pixels).Dispose()));
-        using var quantizer = new VectorQuantizerM(WinTokConfig.Default);
+        using var quantizer = new VectorQuantizerM(WinTokConfig.Default.Quantizer);
         quantizer.to(device);
         using var features = randn([batch, shape.NumPatches, 32], device: device);
-        Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
-        FusedCodeSearch.Enabled = false;
         Print("quantizer f_to_idx, torch matmul + argmax", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
         using (var expected = quantizer.FeaturesToIndices(features))
         {
-            FusedCodeSearch.Enabled = true;
+            Prepare(quantizer, fast);
+            Print("quantizer f_to_idx", Time(device, () => quantizer.FeaturesToIndices(features).Dispose()));
             using var actual = quantizer.FeaturesToIndices(features);
-            var why = FusedCodeSearch.UnavailableReason is { } reason ? $" (kernel unavailable: {reason})" : "";
+            var why = fast.CodeSearch is null ? " (kernel off or unavailable)" : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"CHECK code search kernel vs torch: {actual.ne(expected).sum().item<long>()} of {expected.numel()} ids differ{why}"));
         }
-        TimeModelStages(device, batch, semanticTokens);
-        foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"LTPLAN {plan}");
+        TimeModel(device, batch, semanticTokens, fast);
+        foreach (var line in fast.Describe()) Console.WriteLine($"LTPLAN {line}");
         return 0;
     }
 
-    /// <summary>The whole bf16 serving model, stage by stage, to account for the time outside the encoder layers.</summary>
-    private static void TimeModelStages(Device device, int batch, int semanticTokens)
+    /// <summary>Hands <paramref name="kernels"/> to every layer of <paramref name="module"/>, as the model's PrepareForInference does.</summary>
+    private static void Prepare(nn.Module module, InferenceKernels kernels)
+    {
+        foreach (var part in module.modules().Prepend(module).OfType<IInferenceModule>().Distinct()) part.PrepareForInference(kernels);
+    }
+
+    /// <summary>The whole bf16 serving model, tokenize and round trip, with and without our kernels.</summary>
+    private static void TimeModel(Device device, int batch, int semanticTokens, InferenceKernels fast)
     {
         using var model = new WinTokModel(WinTokConfig.ForPreset(EncoderShape.So400m16x256, semanticTokens));
         model.to(device);
-        model.PrepareForInference(device.type == DeviceType.CUDA ? bfloat16 : float32);
+        var dtype = device.type == DeviceType.CUDA ? bfloat16 : float32;
         var size = model.Config.Encoder.ImageSize;
         using var images = rand([batch, 3, size, size], device: device) * 2 - 1;
-        var (pixels, semantic) = model.EncodeTokens(images);
-        using var features = model.ProjectPixels(pixels);
+        model.PrepareForInference(dtype, InferenceKernels.Torch);
+        Print("model: image_to_indices, torch kernels", Time(device, () => model.ImageToIndices(images).Dispose(), iters: 5));
+        model.PrepareForInference(dtype, fast);
         Print("model: image_to_indices", Time(device, () => model.ImageToIndices(images).Dispose(), iters: 5));
-        Print("model: embed + encoder + post-LN", Time(device, () =>
-        {
-            var (p, s) = model.EncodeTokens(images);
-            p.Dispose();
-            s.Dispose();
-        }, iters: 5));
-        Print("model: patch embedding as GEMM", Time(device, () => model.EmbedPatches(images, asConvolution: false).Dispose(), iters: 5));
-        Print("model: patch embedding as convolution", Time(device, () => model.EmbedPatches(images, asConvolution: true).Dispose(), iters: 5));
-        var layers = model.EncoderLayers;
-        using var hidden = randn([batch, model.Config.Encoder.NumPatches + semanticTokens, model.Config.Encoder.HiddenSize], device: device, dtype: model.ComputeDtype);
-        Tensor RunLayers(bool release = false)
+        Print("model: image_to_indices + indices_to_image", Time(device, () =>
         {
             using var scope = NewDisposeScope();
-            var h = hidden;
-            foreach (var layer in layers)
-            {
-                var next = layer.call(h);
-                if (release && !ReferenceEquals(h, hidden)) h.Dispose();
-                h = next;
-            }
-            return h.MoveToOuterDisposeScope();
-        }
-        Print($"model: {layers.Count} encoder layers in sequence, all outputs kept to the end", Time(device, () => RunLayers().Dispose(), iters: 5));
-        Print($"model: {layers.Count} encoder layers in sequence, each output released after the next", Time(device, () => RunLayers(release: true).Dispose(), iters: 5));
-        Synchronize(device);
-        var issue = Stopwatch.StartNew();
-        using (var issued = RunLayers()) Print($"model: {layers.Count} encoder layers, host time to issue (no sync)", issue.Elapsed.TotalMilliseconds);
-        Synchronize(device);
-        Print("model: encoder layer 0 alone", Time(device, () => layers[0].call(hidden).Dispose()));
-        Print("model: encoder layer 26 alone", Time(device, () => layers[^1].call(hidden).Dispose()));
-        Print("model: quant_proj (fp32)", Time(device, () => model.ProjectPixels(pixels).Dispose(), iters: 5));
-        Print("model: quantizer", Time(device, () => model.FeaturesToIndices(features).Dispose(), iters: 5));
-        pixels.Dispose();
-        semantic.Dispose();
+            model.IndicesToImage(model.ImageToIndices(images));
+        }, iters: 3));
     }
 
     /// <summary>Times one linear layer through cuBLASLt with its epilogue and through torch, and compares the outputs.</summary>
     private static void CompareDense(string name, Device device, Linear layer, Tensor x, Tensor? residual, bool gelu)
     {
-        CublasLtLinear.Enabled = false;
-        using var expected = Dense.Forward(layer, x, residual, gelu);
-        Print($"dense {name}, torch addmm + separate ops", Time(device, () => Dense.Forward(layer, x, residual, gelu).Dispose()));
-        CublasLtLinear.Enabled = true;
-        using var actual = Dense.Forward(layer, x, residual, gelu);
-        Print($"dense {name}, cuBLASLt epilogue", Time(device, () => Dense.Forward(layer, x, residual, gelu).Dispose()));
+        var (torchOnly, fast) = (InferenceKernels.Torch, InferenceKernels.For(device, CudaFastPaths.All));
+        using var expected = Dense.Forward(layer, x, torchOnly, residual, gelu);
+        Print($"dense {name}, torch addmm + separate ops", Time(device, () => Dense.Forward(layer, x, torchOnly, residual, gelu).Dispose()));
+        using var actual = Dense.Forward(layer, x, fast, residual, gelu);
+        Print($"dense {name}, cuBLASLt epilogue", Time(device, () => Dense.Forward(layer, x, fast, residual, gelu).Dispose()));
         using var difference = (actual.to(float32) - expected.to(float32)).abs();
         using var scale = expected.to(float32).abs().max();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -182,15 +159,16 @@ internal static class BenchLayersCommand
     private static void CompareNorm(Device device, LayerNorm norm, Tensor x)
     {
         if (device.type != DeviceType.CUDA) return;
-        if (FusedLayerNorm.Shared is null)
+        var fast = InferenceKernels.For(device, CudaFastPaths.All);
+        if (fast.LayerNorm is null)
         {
-            Console.WriteLine($"CHECK fused layer_norm unavailable: {FusedLayerNorm.UnavailableReason}");
+            Console.WriteLine($"CHECK fused layer_norm unavailable: {string.Join("; ", fast.Describe())}");
             return;
         }
-        Print("layer_norm, WinTok kernel", Time(device, () => Norm.Forward(norm, x).Dispose()));
+        Print("layer_norm, WinTok kernel", Time(device, () => Norm.Forward(norm, x, fast).Dispose()));
         using var scope = NewDisposeScope();
         var expected = norm.call(x).to(float32);
-        var actual = Norm.Forward(norm, x).to(float32);
+        var actual = Norm.Forward(norm, x, fast).to(float32);
         var difference = (actual - expected).abs();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"CHECK layer_norm kernel vs torch: max |diff| = {difference.max().item<float>():G4}, elements differing = {(difference > 0).to(float32).mean().item<float>() * 100:F4}%"));
@@ -200,11 +178,9 @@ internal static class BenchLayersCommand
     private static void CheckGeluFlavour(Device device, Linear layer, Tensor x)
     {
         if (device.type != DeviceType.CUDA) return;
-        CublasLtLinear.Enabled = false;
         using var scope = NewDisposeScope();
-        var pre = Dense.Forward(layer, x).to(float32);
-        CublasLtLinear.Enabled = true;
-        var fused = Dense.Forward(layer, x, gelu: true).to(float32);
+        var pre = Dense.Forward(layer, x, InferenceKernels.Torch).to(float32);
+        var fused = Dense.Forward(layer, x, InferenceKernels.For(device, CudaFastPaths.All), gelu: true).to(float32);
         var region = (pre > -4.0).logical_and(pre < -1.5); // where the two GELU forms differ most, relative to the value
         var tanhError = (fused - F.gelu(pre, GELU.Approximate.tanh)).abs().masked_select(region).mean().item<float>();
         var erfError = (fused - F.gelu(pre)).abs().masked_select(region).mean().item<float>();

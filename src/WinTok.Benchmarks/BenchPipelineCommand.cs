@@ -9,10 +9,10 @@ using WinTok.Data.Shards;
 using WinTok.Model;
 using WinTok.Worker.Tokenize;
 
-namespace WinTok.Cli.Commands;
+namespace WinTok.Benchmarks;
 
 /// <summary>
-/// `wintok bench pipeline`: end to end, JPEG files on local disk to Parquet shards on local disk, through the worker's
+/// `wintok-bench pipeline`: end to end, JPEG files on local disk to Parquet shards on local disk, through the worker's
 /// own partition pipeline (read, decode on CPU threads, model batches on the engine thread, shard writer), next to the
 /// model-only rate of the same engine in the same process. The ratio says whether the GPU waits for data.
 /// </summary>

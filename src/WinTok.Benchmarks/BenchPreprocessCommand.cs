@@ -1,10 +1,9 @@
 using System.CommandLine;
-using WinTok.Data.Images;
 
-namespace WinTok.Cli.Commands;
+namespace WinTok.Benchmarks;
 
 /// <summary>
-/// `wintok bench preprocess`: decode + preprocess images/s per core, single-threaded and on N threads, on the
+/// `wintok-bench preprocess`: decode + preprocess images/s per core, single-threaded and on N threads, on the
 /// fixtures' 2560x1600 photos and on 500x375 JPEGs made from them. Prints a Markdown table for docs/benchmarks.md.
 /// </summary>
 internal static class BenchPreprocessCommand
@@ -13,7 +12,7 @@ internal static class BenchPreprocessCommand
     {
         var fixtures = new Option<DirectoryInfo>("--fixtures")
         {
-            Description = "Folder of photos (default: ../shared/fixtures/preprocess next to the repository).",
+            Description = "Folder of photos (default: tests/fixtures/preprocess of this repository).",
             DefaultValueFactory = _ => new DirectoryInfo(DefaultFixtureFolder()),
         };
         var threads = new Option<int>("--threads")
@@ -60,6 +59,6 @@ internal static class BenchPreprocessCommand
         {
             directory = directory.Parent;
         }
-        return Path.GetFullPath(Path.Combine(directory?.FullName ?? Environment.CurrentDirectory, "..", "shared", "fixtures", "preprocess"));
+        return Path.GetFullPath(Path.Combine(directory?.FullName ?? Environment.CurrentDirectory, "tests", "fixtures", "preprocess"));
     }
 }

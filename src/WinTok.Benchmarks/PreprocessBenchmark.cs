@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using SkiaSharp;
+using WinTok.Data.Images;
 
-namespace WinTok.Data.Images;
+namespace WinTok.Benchmarks;
 
 /// <summary>
-/// Decode + preprocess throughput (images/s per core) on real photos, for <c>wintok bench preprocess</c> and
+/// Decode + preprocess throughput (images/s per core) on real photos, for <c>wintok-bench preprocess</c> and
 /// docs/benchmarks.md: the fixtures' 2560x1600 JPEGs as they are, and ImageNet-sized JPEGs (500x375, quality 90)
 /// made from them at run time.
 /// </summary>
-public static class PreprocessBenchmark
+internal static class PreprocessBenchmark
 {
     /// <summary>What to measure.</summary>
     /// <param name="FixtureFolder">A folder of photos; its JPEGs of at least 2560x1600 are the workload.</param>

@@ -2,15 +2,14 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using TorchSharp;
-using WinTok.Cuda;
 using WinTok.Model;
 using static TorchSharp.torch;
 
-namespace WinTok.Cli.Commands;
+namespace WinTok.Benchmarks;
 
 /// <summary>
-/// `wintok bench tokenize`: model-only images/s for tokenize and tokenize + detokenize, timed like
-/// ../shared/gpu/torch_baseline.py (input already on the device, synchronize around a fixed number of batches), plus
+/// `wintok-bench tokenize`: model-only images/s for tokenize and tokenize + detokenize, timed like
+/// deploy/bench/torch_baseline.py (input already on the device, synchronize around a fixed number of batches), plus
 /// how often bfloat16 tokens agree with the float32 path on the same weights and input.
 /// </summary>
 internal static class BenchTokenizeCommand
@@ -60,8 +59,8 @@ internal static class BenchTokenizeCommand
             backends.cuda.matmul.allow_tf32 = mode == "tf32";
             backends.cudnn.allow_tf32 = mode == "tf32";
             // bf16-torch: bf16 with every linear layer and norm through torch, for comparison
-            CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = mode != "bf16-torch";
-            using var model = Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32);
+            var paths = mode == "bf16-torch" ? CudaFastPaths.None : CudaFastPaths.All;
+            using var model = Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32, paths);
             using var input = (rand([batch, 3, config.Encoder.ImageSize, config.Encoder.ImageSize], device: device) * 2 - 1);
             Report("tokenize", mode, presetName, config, batch, Time(device, iters, () => model.ImageToIndices(input).Dispose()), batch * iters);
             Report("roundtrip", mode, presetName, config, batch, Time(device, Math.Max(1, iters - 2), () =>
@@ -71,13 +70,7 @@ internal static class BenchTokenizeCommand
             }), batch * Math.Max(1, iters - 2));
             Console.WriteLine($"WINTOK gpu_memory mode={mode} used_mib={GpuMemoryUsedMiB()}");
         }
-        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = true;
-        if (device.type == DeviceType.CUDA)
-        {
-            Console.WriteLine($"WINTOK fused_layer_norm {(FusedLayerNorm.Shared is null ? "unavailable: " + FusedLayerNorm.UnavailableReason : "in use")}");
-            Console.WriteLine($"WINTOK fused_code_search {(FusedCodeSearch.UnavailableReason is { } why ? "unavailable: " + why : "in use")}");
-        }
-        foreach (var plan in CublasLtLinear.Shared?.DescribePlans() ?? []) Console.WriteLine($"WINTOK cublaslt_plan {plan}");
+        foreach (var line in InferenceKernels.For(device, CudaFastPaths.All).Describe()) Console.WriteLine($"WINTOK {line}");
         if (agreement) MeasureAgreement(weights, device, batch);
         weights.Dispose();
         return 0;
@@ -87,8 +80,8 @@ internal static class BenchTokenizeCommand
     {
         backends.cuda.matmul.allow_tf32 = false;
         backends.cudnn.allow_tf32 = false;
-        using var fp32 = Clone(weights, device, ScalarType.Float32);
-        using var bf16 = Clone(weights, device, ScalarType.BFloat16);
+        using var fp32 = Clone(weights, device, ScalarType.Float32, CudaFastPaths.All);
+        using var bf16 = Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.All);
         var size = weights.Config.Encoder.ImageSize;
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
@@ -96,9 +89,8 @@ internal static class BenchTokenizeCommand
         var reference = fp32.ImageToIndices(input);
         Report("bf16", reference, bf16.ImageToIndices(input), batch);
         if (device.type != DeviceType.CUDA) return;
-        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = false;
-        Report("bf16-torch", reference, bf16.ImageToIndices(input), batch);
-        CublasLtLinear.Enabled = FusedLayerNorm.Enabled = FusedCodeSearch.Enabled = true;
+        using var bf16Torch = Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.None);
+        Report("bf16-torch", reference, bf16Torch.ImageToIndices(input), batch);
     }
 
     private static void Report(string mode, Tensor reference, Tensor fast, int batch)
@@ -116,12 +108,12 @@ internal static class BenchTokenizeCommand
     }
 
     /// <summary>A fresh copy on the device in the given precision, so each mode starts from the same weights.</summary>
-    private static WinTokModel Clone(WinTokModel weights, Device device, ScalarType dtype)
+    private static WinTokModel Clone(WinTokModel weights, Device device, ScalarType dtype, CudaFastPaths paths)
     {
         var copy = new WinTokModel(weights.Config);
         copy.load_state_dict(weights.state_dict());
         copy.to(device);
-        return copy.PrepareForInference(dtype);
+        return copy.PrepareForInference(dtype, InferenceKernels.For(device, paths));
     }
 
     private static double Time(Device device, int iters, Action step)

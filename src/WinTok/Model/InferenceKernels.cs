@@ -1,0 +1,108 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using WinTok.Cuda;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WinTok.Model;
+
+/// <summary>
+/// Which of our own CUDA paths bf16 inference may take instead of torch's ops. Each is checked against torch in
+/// <c>wintok-bench layers</c> and falls back to torch for any input it does not support.
+/// </summary>
+/// <param name="CublasLt">Linear layers as one cuBLASLt call with bias, tanh-GELU and residual in the epilogue.</param>
+/// <param name="LayerNorm">A one-pass bf16 LayerNorm kernel.</param>
+/// <param name="CodeSearch">The quantizer's nearest-code search as one kernel.</param>
+public sealed record CudaFastPaths(bool CublasLt = true, bool LayerNorm = true, bool CodeSearch = true)
+{
+    public static CudaFastPaths All { get; } = new();
+    public static CudaFastPaths None { get; } = new(false, false, false);
+}
+
+/// <summary>
+/// The kernels a model's layers call at inference: torch's by default, our CUDA paths where a
+/// <see cref="CudaFastPaths"/> allows them on the device the model serves on. Handed to the model by
+/// <see cref="WinTokModel.PrepareForInference"/>; training always runs on torch's.
+/// </summary>
+public sealed class InferenceKernels
+{
+    private InferenceKernels(CublasLtLinear? linear, FusedLayerNorm? layerNorm, FusedCodeSearch? codeSearch) =>
+        (Linear, LayerNorm, CodeSearch) = (linear, layerNorm, codeSearch);
+
+    /// <summary>torch's ops everywhere.</summary>
+    public static InferenceKernels Torch { get; } = new(null, null, null);
+
+    internal CublasLtLinear? Linear { get; }
+    internal FusedLayerNorm? LayerNorm { get; }
+    internal FusedCodeSearch? CodeSearch { get; }
+
+    /// <summary>
+    /// The kernels for <paramref name="device"/>: our CUDA paths that <paramref name="paths"/> allows and that could be
+    /// set up (driver, NVRTC, cuBLASLt found) on CUDA device 0, the one device a worker pod serves; torch's otherwise.
+    /// </summary>
+    public static InferenceKernels For(Device device, CudaFastPaths paths)
+    {
+        if (device.type != DeviceType.CUDA || device.index > 0) return Torch;
+        return new InferenceKernels(
+            paths.CublasLt ? CublasLtLinear.Shared : null,
+            paths.LayerNorm ? FusedLayerNorm.Shared : null,
+            paths.CodeSearch ? FusedCodeSearch.Shared : null);
+    }
+
+    /// <summary>One line per path: in use, off, or unavailable and why (for logs and benchmark reports).</summary>
+    public IEnumerable<string> Describe()
+    {
+        yield return $"cublaslt_linear {(Linear is null ? "off or unavailable" : "in use")}";
+        yield return $"fused_layer_norm {(LayerNorm is null ? "off or unavailable" + (FusedLayerNorm.UnavailableReason is { } a ? ": " + a : "") : "in use")}";
+        yield return $"fused_code_search {(CodeSearch is null ? "off or unavailable" + (FusedCodeSearch.UnavailableReason is { } b ? ": " + b : "") : "in use")}";
+        foreach (var plan in Linear?.DescribePlans() ?? []) yield return $"cublaslt_plan {plan}";
+    }
+}
+
+/// <summary>
+/// A module that prepares for inference: derives inference-only weights (fused or folded projections) and takes the
+/// kernels to run with. Called by the model's <c>PrepareForInference</c>; <see cref="ResetForTraining"/> drops both.
+/// </summary>
+internal interface IInferenceModule
+{
+    void PrepareForInference(InferenceKernels kernels);
+
+    void ResetForTraining();
+}
+
+/// <summary>
+/// Linear layers as this model runs them. On torch's kernels: <c>addmm</c> on a 2-D view, which is what PyTorch's
+/// <c>at::linear</c> does (TorchSharp's <c>functional.linear</c> is the C++ frontend's, which adds the bias in a separate
+/// pass for 3-D inputs), then the optional tanh-GELU and residual add as separate ops. With cuBLASLt (bf16/fp16 CUDA
+/// inference): one call with the bias, GELU and residual in its epilogue (<see cref="CublasLtLinear"/>).
+/// </summary>
+internal static class Dense
+{
+    public static Tensor Forward(Linear layer, Tensor x, InferenceKernels kernels, Tensor? residual = null, bool gelu = false) =>
+        Forward(x, layer.weight!, layer.bias, kernels, residual, gelu);
+
+    /// <summary><c>residual + act(x W^T + b)</c> for x (..., in), W (out, in), b (out); act is tanh-GELU or identity.</summary>
+    public static Tensor Forward(Tensor x, Tensor weight, Tensor? bias, InferenceKernels kernels, Tensor? residual = null, bool gelu = false)
+    {
+        if (kernels.Linear is { } fused && fused.TryForward(x, weight, bias, residual, gelu, out var output))
+            return output;
+        using var scope = NewDisposeScope();
+        var rows = x.reshape(-1, weight.shape[1]);
+        var product = bias is null ? rows.mm(weight.t()) : addmm(bias, rows, weight.t(), beta: 1, alpha: 1);
+        var shape = x.shape.ToArray();
+        shape[^1] = weight.shape[0];
+        var y = product.view(shape);
+        if (gelu) y = F.gelu(y, GELU.Approximate.tanh);
+        if (residual is not null) y = residual + y;
+        return y.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>LayerNorm as this model runs it: torch's module, or our one-pass bf16 kernel (<see cref="FusedLayerNorm"/>).</summary>
+internal static class Norm
+{
+    public static Tensor Forward(LayerNorm norm, Tensor x, InferenceKernels kernels) =>
+        kernels.LayerNorm is { } fused && fused.TryForward(x, norm.weight!, norm.bias!, norm.eps, out var y)
+            ? y
+            : norm.call(x);
+}
