@@ -18,7 +18,8 @@ public static class WinTokCheckpoint
     /// </summary>
     /// <param name="encoder">The encoder shape when the checkpoint's args do not determine it (see <see cref="ReferenceArgs.ToConfig"/>).</param>
     /// <param name="args">Args to use instead of the file's (for safetensors without metadata, such as the reference fixtures).</param>
-    public static LoadedCheckpoint Load(string path, EncoderShape? encoder = null, IReadOnlyDictionary<string, object?>? args = null)
+    /// <param name="sha256">The file's content hash when the caller already has it (computed once per job); else it is computed here.</param>
+    public static LoadedCheckpoint Load(string path, EncoderShape? encoder = null, IReadOnlyDictionary<string, object?>? args = null, string? sha256 = null)
     {
         using var checkpoint = CheckpointFile.Read(path);
         args ??= checkpoint.Args;
@@ -36,7 +37,7 @@ public static class WinTokCheckpoint
             throw;
         }
         model.eval();
-        return new LoadedCheckpoint(model, path, Sha256(path), args);
+        return new LoadedCheckpoint(model, path, sha256 ?? Sha256(path), args);
     }
 
     /// <summary>Writes the model's weights as safetensors with its args (reference names plus the encoder shape).</summary>
