@@ -2,10 +2,10 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using WinTok.Data.Corpus;
 using WinTok.Data.Images;
 using WinTok.Data.Shards;
+using WinTok.Inference;
 using WinTok.Model;
 using WinTok.Worker.Tokenize;
 
@@ -52,20 +52,21 @@ internal static class BenchPipelineCommand
             var bytes = MakeCorpus(photoFolder, corpus, count);
             Console.WriteLine($"WINTOK corpus images={count} mean_jpeg_bytes={bytes / count} made_in_s={clock.Elapsed.TotalSeconds:F1}");
 
-            using var engine = new TokenizerEngine(Options.Create(new TokenizeOptions { BatchSize = batch }), NullLogger<TokenizerEngine>.Instance);
-            var served = await engine.ServeAsync("random", new WinTokModel(WinTokConfig.ForPreset(shape, semanticTokens)), cancellationToken);
+            using var engine = new ModelThread(new ModelThreadSettings(BatchSize: batch), NullLogger<ModelThread>.Instance);
+            var source = new ModelSource("random", "none", ModelLoadOptions.Default);
+            var served = await engine.ServeAsync(source, new WinTokModel(WinTokConfig.ForPreset(shape, semanticTokens)), cancellationToken);
             var preprocessor = new ImagePreprocessor(new PreprocessOptions { ImageSize = shape.ImageSize });
             var threads = decodeThreads > 0 ? decodeThreads : Math.Max(1, Environment.ProcessorCount - 1);
 
-            var modelOnly = await ModelOnlyAsync(engine, preprocessor, corpus, batch, cancellationToken);
+            var modelOnly = await ModelOnlyAsync(engine, source, preprocessor, corpus, batch, cancellationToken);
             Report("model_only", modelOnly, batch, semanticTokens, presetName, served.Device);
 
             var input = new LocalFileStore(corpus);
             var output = new LocalFileStore(Directory.CreateDirectory(Path.Combine(work.FullName, "tokens")).FullName);
             var partitions = await CorpusPlanner.PlanAsync(input, CorpusKind.Folder, filesPerPartition, cancellationToken);
-            var metadata = new ShardMetadata("bench", "random", "none", served.ArgsJson, preprocessor.Description,
-                new TokenLayout(served.Config.NumCodebooks, served.Config.CodebookSize, served.Config.PixelTokens,
-                    $"{shape.GridSize}x{shape.GridSize}"), DateTimeOffset.UtcNow);
+            var d = served.Description;
+            var metadata = new ShardMetadata("bench", "random", "none", d.ArgsJson, preprocessor.Description,
+                new TokenLayout(d.NumCodebooks, d.CodebookSize, d.PixelTokens, $"{d.GridSize}x{d.GridSize}"), DateTimeOffset.UtcNow);
             var tokenizer = new PartitionTokenizer(engine);
             long rows = 0;
             using var slots = new SemaphoreSlim(concurrent);
@@ -76,7 +77,7 @@ internal static class BenchPipelineCommand
                 try
                 {
                     var writer = new ShardWriter(output, partition.Index, metadata);
-                    var job = new PartitionWork(partition, input, preprocessor, "random", null, false, batch, threads);
+                    var job = new TokenizeRun(partition, input, preprocessor, source, false, batch, threads);
                     await tokenizer.RunAsync(job, writer, null, cancellationToken);
                     var shard = await writer.CommitAsync(cancellationToken);
                     Interlocked.Add(ref rows, shard.Rows);
@@ -99,18 +100,18 @@ internal static class BenchPipelineCommand
     }
 
     /// <summary>The engine alone on already decoded batches: upload of levels, model, copy of tokens back.</summary>
-    private static async Task<double> ModelOnlyAsync(TokenizerEngine engine, ImagePreprocessor preprocessor, string corpus, int batch,
-        CancellationToken cancellationToken)
+    private static async Task<double> ModelOnlyAsync(ModelThread engine, ModelSource source, ImagePreprocessor preprocessor, string corpus,
+        int batch, CancellationToken cancellationToken)
     {
         var levels = new byte[batch * preprocessor.ValuesPerImage];
         var files = Directory.EnumerateFiles(corpus).Order(StringComparer.Ordinal).Take(batch).ToList();
         for (var i = 0; i < batch; i++)
             preprocessor.Preprocess(File.ReadAllBytes(files[i % files.Count]), levels.AsSpan(i * preprocessor.ValuesPerImage, preprocessor.ValuesPerImage));
-        await engine.TokenizeAsync("random", null, levels, batch, false, cancellationToken); // warm-up
+        await engine.TokenizeAsync(source, levels, batch, false, cancellationToken); // warm-up
         const int iterations = 10;
         var clock = Stopwatch.StartNew();
         var inFlight = new List<Task>();
-        for (var i = 0; i < iterations; i++) inFlight.Add(engine.TokenizeAsync("random", null, levels, batch, false, cancellationToken));
+        for (var i = 0; i < iterations; i++) inFlight.Add(engine.TokenizeAsync(source, levels, batch, false, cancellationToken));
         await Task.WhenAll(inFlight);
         return iterations * batch / clock.Elapsed.TotalSeconds;
     }

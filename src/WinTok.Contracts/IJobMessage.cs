@@ -1,6 +1,10 @@
 namespace WinTok.Contracts;
 
-/// <summary>A unit of work of one job, addressed by the job and its partition; every queue message is one.</summary>
+/// <summary>
+/// A unit of work of one job, addressed by the job and its partition; every queue message is one. Messages carry
+/// addresses, never the work itself: the job's spec and each partition's inputs live in the results database, so a
+/// message is small, and a redelivered or retried one reads the same facts as the first.
+/// </summary>
 public interface IJobMessage
 {
     /// <summary>The job this work belongs to (the <c>jobs.id</c> row of the results database).</summary>

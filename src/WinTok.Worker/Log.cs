@@ -3,107 +3,35 @@ using Microsoft.Extensions.Logging;
 namespace WinTok.Worker;
 
 /// <summary>
-/// Every log line of the worker. Event ids by range: 1000s job queue, 2000s model/GPU, 3000s storage, 4000s results
-/// database; x090 for retries of that dependency. "Doing…" / "Done … in {DurationMs}ms" pairs.
+/// Log lines of the worker's handlers and host: 5000s (docs/architecture.md lists every project's range). 5000s
+/// partitions of every kind, 5100s tokenize, 5200s evaluate, 5300s train, 5900s the worker host.
 /// </summary>
 internal static partial class Log
 {
-    // 1000s: job queue
-    [LoggerMessage(1001, LogLevel.Information, "Connecting to RabbitMQ at {Host}:{Port}...")]
-    public static partial void ConnectingToBroker(ILogger logger, string host, int port);
+    [LoggerMessage(5001, LogLevel.Information, "Job {JobId} was cancelled; gave back partition {Partition} before its commit")]
+    public static partial void AbandonedCancelledPartition(ILogger logger, Guid jobId, int partition);
 
-    [LoggerMessage(1002, LogLevel.Information, "Connected to RabbitMQ at {Host}:{Port}")]
-    public static partial void ConnectedToBroker(ILogger logger, string host, int port);
+    [LoggerMessage(5002, LogLevel.Warning, "Could not give back job {JobId} partition {Partition}; its lease will expire")]
+    public static partial void CouldNotReleasePartition(ILogger logger, Exception exception, Guid jobId, int partition);
 
-    [LoggerMessage(1003, LogLevel.Warning, "Lost the RabbitMQ connection ({ReplyCode} {ReplyText}); recovering")]
-    public static partial void BrokerConnectionLost(ILogger logger, ushort replyCode, string replyText);
-
-    [LoggerMessage(1004, LogLevel.Information, "Recovered the RabbitMQ connection")]
-    public static partial void BrokerConnectionRecovered(ILogger logger);
-
-    [LoggerMessage(1010, LogLevel.Information, "Consuming {Queue} with prefetch {PrefetchCount} and delivery limit {DeliveryLimit}")]
-    public static partial void ConsumerStarted(ILogger logger, string queue, int prefetchCount, int deliveryLimit);
-
-    [LoggerMessage(1011, LogLevel.Information, "Stopping consumer of {Queue}: draining {InFlight} in-flight messages for up to {DrainTimeoutMs}ms...")]
-    public static partial void ConsumerDraining(ILogger logger, string queue, int inFlight, long drainTimeoutMs);
-
-    [LoggerMessage(1012, LogLevel.Information, "Stopped consumer of {Queue}")]
-    public static partial void ConsumerStopped(ILogger logger, string queue);
-
-    [LoggerMessage(1013, LogLevel.Critical, "The broker closed the consumer channel of {Queue} ({ReplyCode} {ReplyText}); stopping the host")]
-    public static partial void ConsumerChannelClosed(ILogger logger, string queue, ushort replyCode, string replyText);
-
-    [LoggerMessage(1020, LogLevel.Information, "Handling {Queue} message for job {JobId} partition {Partition} attempt {Attempt} (earlier deliveries: {DeliveryCount})...")]
-    public static partial void HandlingMessage(ILogger logger, string queue, Guid jobId, int partition, int attempt, int deliveryCount);
-
-    [LoggerMessage(1021, LogLevel.Information, "Handled {Queue} message for job {JobId} partition {Partition} in {DurationMs}ms")]
-    public static partial void HandledMessage(ILogger logger, string queue, Guid jobId, int partition, long durationMs);
-
-    [LoggerMessage(1022, LogLevel.Information, "Returning {Queue} message for job {JobId} partition {Partition} to retry later: {Reason}")]
-    public static partial void MessageRetryLater(ILogger logger, string queue, Guid jobId, int partition, string? reason);
-
-    [LoggerMessage(1023, LogLevel.Error, "Handler failed on {Queue} message for job {JobId} partition {Partition} (earlier deliveries: {DeliveryCount}); requeueing")]
-    public static partial void HandlerFailed(ILogger logger, Exception exception, string queue, Guid jobId, int partition, int deliveryCount);
-
-    [LoggerMessage(1024, LogLevel.Warning, "Handler cancelled ({Cause}) on {Queue} message for job {JobId} partition {Partition}; requeueing")]
-    public static partial void HandlerCancelled(ILogger logger, string queue, Guid jobId, int partition, string cause);
-
-    [LoggerMessage(1025, LogLevel.Warning, "Malformed message {MessageId} on {Queue}")]
-    public static partial void MalformedMessage(ILogger logger, Exception exception, string queue, string messageId);
-
-    [LoggerMessage(1026, LogLevel.Warning, "Dead-lettered message {MessageId} from {Queue}: {Reason}")]
-    public static partial void DeadLetteredMessage(ILogger logger, string queue, string? messageId, string reason);
-
-    [LoggerMessage(1027, LogLevel.Warning, "Could not dead-letter message {MessageId} from {Queue}; requeueing it")]
-    public static partial void DeadLetterPublishFailed(ILogger logger, Exception exception, string queue, string? messageId);
-
-    [LoggerMessage(1028, LogLevel.Warning, "Could not {Settlement} message {MessageId} from {Queue}: its channel closed, so the broker redelivers it")]
-    public static partial void SettlementLost(ILogger logger, string queue, string? messageId, string settlement);
-
-    [LoggerMessage(1030, LogLevel.Debug, "Published to {Queue}: job {JobId} partition {Partition} attempt {Attempt}")]
-    public static partial void PublishedMessage(ILogger logger, string queue, Guid jobId, int partition, int attempt);
-
-    [LoggerMessage(1090, LogLevel.Warning, "Broker call failed; retry {Attempt} in {DelayMs}ms")]
-    public static partial void RetryingBrokerCall(ILogger logger, Exception? exception, int attempt, long delayMs);
-
-    // 3000s: storage
-    [LoggerMessage(3090, LogLevel.Warning, "Blob storage call failed; retry {Attempt} in {DelayMs}ms")]
-    public static partial void RetryingBlobCall(ILogger logger, Exception? exception, int attempt, long delayMs);
-
-    // 4000s: results database
-    [LoggerMessage(4001, LogLevel.Information, "Migrating the {Provider} results database...")]
-    public static partial void MigratingResultsDatabase(ILogger logger, string provider);
-
-    [LoggerMessage(4002, LogLevel.Information, "Applied results database migration {Version}: {Name}")]
-    public static partial void AppliedMigration(ILogger logger, int version, string name);
-
-    [LoggerMessage(4003, LogLevel.Information, "Migrated the results database ({Applied} migrations applied) in {DurationMs}ms")]
-    public static partial void MigratedResultsDatabase(ILogger logger, int applied, long durationMs);
-
-    [LoggerMessage(4010, LogLevel.Information, "Claimed job {JobId} partition {Partition} (attempt {Attempt}) for {Worker}")]
-    public static partial void ClaimedPartition(ILogger logger, Guid jobId, int partition, int attempt, string worker);
-
-    [LoggerMessage(4011, LogLevel.Information, "Committed job {JobId} partition {Partition}: {Rows} rows, {ItemFailures} item failures, {DurationMs}ms")]
-    public static partial void CommittedPartition(ILogger logger, Guid jobId, int partition, long rows, int itemFailures, long durationMs);
-
-    [LoggerMessage(4012, LogLevel.Information, "Job {JobId} partition {Partition} was already committed by {Worker}; nothing to do")]
-    public static partial void PartitionAlreadyCommitted(ILogger logger, Guid jobId, int partition, string? worker);
-
-    [LoggerMessage(4013, LogLevel.Warning, "Job {JobId} partition {Partition} failed on {Worker}: {Error}")]
-    public static partial void PartitionFailed(ILogger logger, Guid jobId, int partition, string worker, string error);
-
-    [LoggerMessage(4014, LogLevel.Warning, "Lost the lease of job {JobId} partition {Partition} held by {Worker}; cancelling its work")]
+    [LoggerMessage(5003, LogLevel.Warning, "Lost the lease of job {JobId} partition {Partition} held by {Worker}; cancelling its work")]
     public static partial void LeaseLost(ILogger logger, Guid jobId, int partition, string worker);
 
-    [LoggerMessage(4015, LogLevel.Error, "Could not renew the lease of job {JobId} partition {Partition} held by {Worker}")]
+    [LoggerMessage(5004, LogLevel.Error, "Could not renew the lease of job {JobId} partition {Partition} held by {Worker}")]
     public static partial void LeaseRenewalFailed(ILogger logger, Exception exception, Guid jobId, int partition, string worker);
 
-    [LoggerMessage(4020, LogLevel.Information, "Job {JobId} succeeded: every partition is committed")]
-    public static partial void CompletedJob(ILogger logger, Guid jobId);
+    [LoggerMessage(5101, LogLevel.Information, "Tokenizing job {JobId} partition {Partition} on {Device} in batches of {BatchSize}...")]
+    public static partial void TokenizingPartition(ILogger logger, Guid jobId, int partition, string device, int batchSize);
 
-    [LoggerMessage(4021, LogLevel.Information, "Job {JobId} cancelled")]
-    public static partial void CancelledJob(ILogger logger, Guid jobId);
+    [LoggerMessage(5102, LogLevel.Information, "Tokenized job {JobId} partition {Partition}: {Rows} rows, {Failures} failed inputs, shard {Outcome}")]
+    public static partial void TokenizedPartition(ILogger logger, Guid jobId, int partition, long rows, long failures, string outcome);
 
-    [LoggerMessage(4090, LogLevel.Warning, "Results database call failed; retry {Attempt} in {DelayMs}ms")]
-    public static partial void RetryingDatabaseCall(ILogger logger, Exception? exception, int attempt, long delayMs);
+    [LoggerMessage(5103, LogLevel.Information, "Wrote the manifest of job {JobId}: {Shards} shards, {Rows} rows, {Failures} failed inputs")]
+    public static partial void WroteManifest(ILogger logger, Guid jobId, int shards, long rows, long failures);
+
+    [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
+    public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
+
+    [LoggerMessage(5902, LogLevel.Information, "Removed health file {Path}")]
+    public static partial void RemovedHealthFile(ILogger logger, string path);
 }

@@ -5,8 +5,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
+using WinTok.Results;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.IntegrationTests;
 
@@ -121,13 +123,9 @@ public sealed class CliSubmitTests(ServicesFixture services) : IAsyncDisposable
             ["JobQueue:ConnectionString"] = services.RabbitMq,
             ["JobQueue:QueuePrefix"] = Name,
             ["Storage:ConnectionString"] = services.Blob,
-            ["Tokenize:Device"] = "cpu",
-            ["Tokenize:WorkerName"] = $"{Name}-worker",
-        }, builder =>
-        {
-            builder.AddResultsStore();
-            builder.AddTokenizeJobs(builder.AddJobQueue());
-        });
+            ["Model:Device"] = "cpu",
+            ["Worker:WorkerName"] = $"{Name}-worker",
+        }, builder => builder.AddWinTokWorker(healthFile: false));
         await host.StartAsync(Token);
         return host;
     }

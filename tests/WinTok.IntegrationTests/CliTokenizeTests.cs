@@ -3,8 +3,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
+using WinTok.Results;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.IntegrationTests;
 
@@ -50,7 +52,7 @@ public sealed class CliTokenizeTests : IDisposable
         Assert.True(verifyExitCode == 0, $"verify exited with {verifyExitCode}:\n{verifyLog}");
         Assert.Contains(verifyStdout, line => line.EndsWith("OK, 3 shards, 24 rows", StringComparison.Ordinal));
 
-        var job = await ReadEmbeddedJobAsync(Path.Combine(output, ".wintok", "results.db"), JobIdIn(stdout));
+        var job = await ReadEmbeddedJobAsync(Path.Combine(output, "_wintok", "results.db"), JobIdIn(stdout));
         Assert.Equal(JobStatus.Succeeded, job.Status);
         Assert.Equal(1, job.ItemFailures);
     }

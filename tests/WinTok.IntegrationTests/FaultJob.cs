@@ -8,8 +8,10 @@ using TorchSharp;
 using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
 using WinTok.Model;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
+using WinTok.Results;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
 using Xunit.Sdk;
 
 namespace WinTok.IntegrationTests;
@@ -130,7 +132,7 @@ internal sealed class FaultJob : IAsyncDisposable
     {
         var environment = new Dictionary<string, string>(Environment())
         {
-            ["Tokenize__WorkerName"] = $"{Name}-{name}",
+            ["Worker__WorkerName"] = $"{Name}-{name}",
             ["Worker__HealthFile"] = Path.Combine(folder, $"{name}.healthy"),
         };
         var worker = WorkerProcess.Start(name, ["worker"], environment);
@@ -264,11 +266,11 @@ internal sealed class FaultJob : IAsyncDisposable
         ["WINTOK_POSTGRES"] = postgres,
         ["WINTOK_BLOB_CONNECTION"] = BlobConnection,
         ["JobQueue__QueuePrefix"] = Name,
-        ["Tokenize__Device"] = "cpu",
-        ["Tokenize__BatchSize"] = "4",
-        ["Tokenize__DecodeThreads"] = "1",
-        ["Tokenize__Lease"] = "00:00:10",
-        ["Tokenize__CheckpointCache"] = Path.Combine(folder, "checkpoint-cache"),
+        ["Model__Device"] = "cpu",
+        ["Model__BatchSize"] = "4",
+        ["Worker__DecodeThreads"] = "1",
+        ["Worker__Lease"] = "00:00:10",
+        ["Checkpoints__CacheFolder"] = Path.Combine(folder, "checkpoint-cache"),
         ["DOTNET_gcServer"] = "0",
     };
 

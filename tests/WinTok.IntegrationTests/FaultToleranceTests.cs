@@ -2,8 +2,8 @@ using System.Text;
 using System.Text.Json;
 using RabbitMQ.Client;
 using WinTok.Contracts;
-using WinTok.Worker.Messaging;
-using WinTok.Worker.Results;
+using WinTok.Messaging;
+using WinTok.Results;
 
 namespace WinTok.IntegrationTests;
 
@@ -79,7 +79,7 @@ public sealed class FaultToleranceTests(ServicesFixture services)
             var missingJob = Guid.NewGuid();
             await PublishRawAsync(job.WorkQueue, "{\"jobId\": \"not a guid\", \"partition\": "u8.ToArray());
             await PublishRawAsync(job.WorkQueue, JsonSerializer.SerializeToUtf8Bytes(
-                new TokenizePartition(missingJob, 0, 1, "{}"), MessageJson.TypeInfo<TokenizePartition>()));
+                new TokenizePartition(missingJob, 0, 1), MessageJson.TypeInfo<TokenizePartition>()));
             job.Note($"published a malformed message and one for the nonexistent job {missingJob}");
 
             var reasons = await DrainDeadLetterReasonsAsync(job.WorkQueue + ".dead", expected: 2);

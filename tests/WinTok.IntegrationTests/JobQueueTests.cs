@@ -4,8 +4,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using RabbitMQ.Client;
 using WinTok.Contracts;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Messaging;
+using WinTok.Results;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.IntegrationTests;
 
@@ -209,7 +211,7 @@ public sealed class JobQueueTests(ServicesFixture services) : IAsyncDisposable
     private static string Queue(string test) => $"test-{test}.tokenize-partition";
 
     private static TokenizePartition Message(int partition) =>
-        new(Guid.Parse("6f1c1d2e-0000-4000-8000-000000000001"), partition, Attempt: 1, """{"inputs": ["corpus/part-0001.tar"]}""");
+        new(Guid.Parse("6f1c1d2e-0000-4000-8000-000000000001"), partition, Attempt: 1);
 
     private async Task<(IHost Host, HandlerScript Script)> StartWorkerAsync(
         string test, int deliveryLimit = 5, TimeSpan? drainTimeout = null, bool reset = true)

@@ -6,9 +6,12 @@ using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
 using RabbitMQ.Client.Exceptions;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Resilience;
-using WinTok.Worker.Results;
+using WinTok.Data.Corpus;
+using WinTok.Results;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
+using WinTok.ServiceDefaults;
 
 namespace WinTok.IntegrationTests;
 
@@ -22,7 +25,7 @@ public sealed class ResilienceTests(ServicesFixture services)
     public async Task BlobPipeline_WhenServerAnswers503ThenSucceeds_RetriesWithBackoffOnTheInjectedClock()
     {
         var clock = new FakeTimeProvider();
-        var pipeline = ResiliencePipelineFactory.Create(ResiliencePipelineKeys.Blob, new RetryPipelineOptions(), TransientFailures.IsTransientBlob, clock, NullLogger.Instance);
+        var pipeline = ResiliencePipelineFactory.Create("Blob", new RetryPipelineOptions(), BlobFileStore.IsTransient, clock, NullLogger.Instance);
         var calls = 0;
 
         var running = pipeline.ExecuteAsync(_ => ++calls < 3 ? throw new RequestFailedException(503, "Server busy") : ValueTask.FromResult(calls), Token).AsTask();
@@ -40,8 +43,8 @@ public sealed class ResilienceTests(ServicesFixture services)
     {
         var clock = new FakeTimeProvider();
         var options = new RetryPipelineOptions();
-        var blob = ResiliencePipelineFactory.Create(ResiliencePipelineKeys.Blob, options, TransientFailures.IsTransientBlob, clock, NullLogger.Instance);
-        var broker = ResiliencePipelineFactory.Create(ResiliencePipelineKeys.Broker, options, TransientFailures.IsTransientBroker, clock, NullLogger.Instance);
+        var blob = ResiliencePipelineFactory.Create("Blob", options, BlobFileStore.IsTransient, clock, NullLogger.Instance);
+        var broker = ResiliencePipelineFactory.Create(RabbitMqConnection.PipelineKey, options, RabbitMqConnection.IsTransient, clock, NullLogger.Instance);
         var calls = 0;
 
         await Assert.ThrowsAsync<RequestFailedException>(() => blob.ExecuteAsync(_ => { calls++; throw new RequestFailedException(404, "Not found"); }, Token).AsTask());
@@ -49,10 +52,10 @@ public sealed class ResilienceTests(ServicesFixture services)
         await Assert.ThrowsAsync<InvalidOperationException>(() => broker.ExecuteAsync(_ => { calls++; throw new InvalidOperationException(); }, Token).AsTask());
 
         Assert.Equal(3, calls);
-        Assert.True(TransientFailures.IsTransientBroker(new AlreadyClosedException(new RabbitMQ.Client.Events.ShutdownEventArgs(RabbitMQ.Client.ShutdownInitiator.Peer, 320, "CONNECTION_FORCED"))));
-        Assert.True(TransientFailures.IsTransientBlob(new RequestFailedException(429, "Too many requests")));
-        Assert.False(TransientFailures.IsTransientDatabase(new PostgresException("duplicate key", "ERROR", "ERROR", "23505")));
-        Assert.True(TransientFailures.IsTransientDatabase(new PostgresException("deadlock detected", "ERROR", "ERROR", "40P01")));
+        Assert.True(RabbitMqConnection.IsTransient(new AlreadyClosedException(new RabbitMQ.Client.Events.ShutdownEventArgs(RabbitMQ.Client.ShutdownInitiator.Peer, 320, "CONNECTION_FORCED"))));
+        Assert.True(BlobFileStore.IsTransient(new RequestFailedException(429, "Too many requests")));
+        Assert.False(ResultsDatabase.IsTransient(new PostgresException("duplicate key", "ERROR", "ERROR", "23505")));
+        Assert.True(ResultsDatabase.IsTransient(new PostgresException("deadlock detected", "ERROR", "ERROR", "40P01")));
     }
 
     [Fact]
@@ -62,14 +65,14 @@ public sealed class ResilienceTests(ServicesFixture services)
         {
             ["JobQueue:Transport"] = "InProcess",
             ["JobQueue:DeliveryLimit"] = "0",
-            ["Resilience:Database:MaxRetryAttempts"] = "-1",
+            ["Resilience:Broker:MaxRetryAttempts"] = "-1",
         }, builder => builder.AddJobQueue());
 
         var error = await Assert.ThrowsAsync<AggregateException>(() => host.StartAsync(Token));
 
         Assert.All(error.InnerExceptions, inner => Assert.IsType<OptionsValidationException>(inner));
         Assert.Contains("DeliveryLimit must be between 1 and 1000", error.Message);
-        Assert.Contains("Database.MaxRetryAttempts must be between 1 and 100", error.Message);
+        Assert.Contains("Broker.MaxRetryAttempts must be between 1 and 100", error.Message);
     }
 
     [Fact]

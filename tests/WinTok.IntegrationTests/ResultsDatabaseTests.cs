@@ -2,8 +2,11 @@ using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
+using WinTok.Results;
+using WinTok.Worker.Partitions;
+using WinTok.Messaging;
+using WinTok.Jobs;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.IntegrationTests;
 
@@ -116,8 +119,8 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
         await results.TryClaimPartitionAsync(jobId, 1, "w1", TimeSpan.FromMilliseconds(1), Token);
         await Task.Delay(50, Token);
         var takenOver = await results.TryClaimPartitionAsync(jobId, 1, "w2", TimeSpan.FromMinutes(5), Token);
-        var renewedByLoser = await results.RenewLeaseAsync(jobId, 1, "w1", TimeSpan.FromMinutes(5), Token);
-        var renewedByOwner = await results.RenewLeaseAsync(jobId, 1, "w2", TimeSpan.FromMinutes(5), Token);
+        var renewedByLoser = await results.RenewLeaseAsync(jobId, 1, "w1", TimeSpan.FromMinutes(5), itemsDone: 0, Token);
+        var renewedByOwner = await results.RenewLeaseAsync(jobId, 1, "w2", TimeSpan.FromMinutes(5), itemsDone: 0, Token);
         Assert.True(await results.CancelJobAsync(jobId, Token));
         var afterCancel = await results.TryClaimPartitionAsync(jobId, 2, "w1", TimeSpan.FromMinutes(5), Token);
 
@@ -166,8 +169,8 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
         Assert.False(await results.MarkPartitionFailedAsync(jobId, 0, "w2", "late failure of a committed partition", Token));
 
         var failed = await results.GetJobAsync(jobId, Token);
-        var reset = await results.ResetFailedPartitionsAsync(jobId, Token);
-        var resetAgain = await results.ResetFailedPartitionsAsync(jobId, Token);
+        var reset = await results.ResetFailedPartitionsAsync(jobId, [], Token);
+        var resetAgain = await results.ResetFailedPartitionsAsync(jobId, [], Token);
 
         Assert.Equal((JobStatus.Failed, "2 of 3 partitions failed"), (failed!.Status, failed.Error));
         Assert.Equal([1, 2], reset);
@@ -187,7 +190,7 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
         var lease = TimeSpan.FromMilliseconds(600);
         Assert.Equal(ClaimOutcome.Claimed, (await results.TryClaimPartitionAsync(jobId, 0, "w1", lease, Token)).Outcome);
 
-        await using var held = PartitionLease.Hold(results, jobId, 0, "w1", lease, TimeProvider.System, NullLogger.Instance, Token);
+        await using var held = PartitionLease.Hold(results, jobId, 0, "w1", lease, () => 0, TimeProvider.System, NullLogger.Instance, Token);
         await Task.Delay(lease * 3, Token);
         var meanwhile = await results.TryClaimPartitionAsync(jobId, 0, "w2", lease, Token);
         await results.CommitPartitionAsync(Commit(jobId, 0, "w2", "sha"), [], Token); // someone else finished it
@@ -231,13 +234,15 @@ public sealed class ResultsDatabaseTests(ServicesFixture services) : IDisposable
         var jobId = Guid.NewGuid();
         Assert.True(await results.CreateJobAsync(new NewJob(jobId, "tokenize", """{"input": "corpus/"}"""), Token));
         Assert.False(await results.CreateJobAsync(new NewJob(jobId, "tokenize", """{"input": "corpus/"}"""), Token));
-        Assert.Equal(partitions, await results.AddPartitionsAsync(jobId, Enumerable.Range(0, partitions).ToArray(), Token));
-        Assert.Equal(0, await results.AddPartitionsAsync(jobId, Enumerable.Range(0, partitions).ToArray(), Token));
+        var specs = Enumerable.Range(0, partitions).Select(p => new NewPartition(p, $$"""{"files": ["img-{{p}}.jpg"]}""", Items: 1)).ToList();
+        Assert.Equal(partitions, await results.AddPartitionsAsync(jobId, specs, Token));
+        Assert.Equal(0, await results.AddPartitionsAsync(jobId, specs, Token));
         return jobId;
     }
 
     private static PartitionCommit Commit(Guid jobId, int partition, string worker, string sha256) =>
-        new(jobId, partition, worker, $"shards/part-{partition:D6}.parquet", RowCount: 100, ByteCount: 2048 * 100, sha256, DurationMs: 1234);
+        new(jobId, partition, worker, $"shards/part-{partition:D6}.parquet", RowCount: 100, ByteCount: 2048 * 100, sha256, DurationMs: 1234,
+            ResultJson: $$"""{"shard": "{{sha256}}"}""");
 
     private IHost Host(ResultsProvider provider)
     {

@@ -138,15 +138,15 @@ Environment shared by every WinTok container: connection strings from the Secret
   value: {{ include "wintok.timespan" .Values.config.jobQueue.handlerTimeoutSeconds | quote }}
 - name: JobQueue__DrainTimeout
   value: {{ include "wintok.timespan" .Values.config.jobQueue.drainTimeoutSeconds | quote }}
-- name: Tokenize__Device
+- name: Model__Device
   value: {{ .Values.config.tokenize.device | quote }}
-- name: Tokenize__BatchSize
+- name: Model__BatchSize
   value: {{ .Values.config.tokenize.batchSize | quote }}
-- name: Tokenize__DecodeThreads
+- name: Worker__DecodeThreads
   value: {{ .Values.config.tokenize.decodeThreads | quote }}
-- name: Tokenize__Lease
+- name: Worker__Lease
   value: {{ include "wintok.timespan" .Values.config.tokenize.leaseSeconds | quote }}
-- name: Tokenize__CheckpointCache
+- name: Checkpoints__CacheFolder
   value: {{ .Values.worker.checkpointCache.path | quote }}
 - name: Logging__LogLevel__Default
   value: {{ .Values.config.logLevel | quote }}

@@ -2,11 +2,12 @@ using System.CommandLine;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using Spectre.Console;
+using WinTok.Cli.Display;
 using WinTok.Cli.Hosting;
-using WinTok.Cli.Jobs;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
-using WinTok.Worker.Tokenize;
+using WinTok.Jobs;
+using WinTok.Messaging;
+using WinTok.Results;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.Cli.Commands;
 
@@ -28,7 +29,7 @@ internal static class JobsCommand
 
     public static Option<string?> DatabaseOption() => new("--db")
     {
-        Description = "SQLite results database of an embedded job (OUTPUT/.wintok/results.db); default: PostgreSQL from WINTOK_POSTGRES.",
+        Description = $"SQLite results database of a local job (OUTPUT/{TokenizeCommand.StateFolder}/results.db); default: PostgreSQL from WINTOK_POSTGRES.",
     };
 
     /// <summary>The settings that point the results store at <paramref name="database"/>, when one is given.</summary>
@@ -38,7 +39,6 @@ internal static class JobsCommand
         if (database is not null)
         {
             var path = Path.GetFullPath(database);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             settings["ResultsDatabase:Provider"] = "Sqlite";
             settings["ResultsDatabase:ConnectionString"] = $"Data Source={path}";
         }
@@ -71,7 +71,7 @@ internal static class JobsCommand
         command.SetAction((parse, cancellationToken) => RunAsync(parse.GetValue(database), async (services, token) =>
         {
             var results = services.GetRequiredService<ResultsRepository>();
-            var jobId = parse.GetValue(id);
+            if (await ResolveAsync(results, parse.GetValue(id)!, token) is not { } jobId) return ExitCodes.BadArguments;
             var console = CliConsole.Create();
             while (true)
             {
@@ -96,7 +96,7 @@ internal static class JobsCommand
         command.SetAction((parse, cancellationToken) => RunAsync(parse.GetValue(database), async (services, token) =>
         {
             var results = services.GetRequiredService<ResultsRepository>();
-            var jobId = parse.GetValue(id);
+            if (await ResolveAsync(results, parse.GetValue(id)!, token) is not { } jobId) return ExitCodes.BadArguments;
             if (await results.CancelJobAsync(jobId, token))
             {
                 Console.WriteLine($"Cancelled job {jobId}.");
@@ -120,35 +120,44 @@ internal static class JobsCommand
         {
             id, database, verbose,
         };
-        command.SetAction((parse, cancellationToken) => RetryAsync(parse.GetValue(id), parse.GetValue(database), parse.GetValue(verbose), cancellationToken));
+        command.SetAction((parse, cancellationToken) => RetryAsync(parse.GetValue(id)!, parse.GetValue(database), parse.GetValue(verbose), cancellationToken));
         return command;
     }
 
     /// <summary>
-    /// A job of the workers is republished to RabbitMQ. An embedded job (<c>--db</c>) has no workers, so this process
-    /// runs the reopened partitions itself, as <c>wintok tokenize</c> would, and waits for the job to end.
+    /// A job of the workers is republished to RabbitMQ. A local job (<c>--db</c>) has no workers, so this process runs
+    /// the reopened partitions itself, as <c>wintok tokenize</c> would, and waits for the job to end. Partitions a dead
+    /// local run still holds (its process is gone) are reopened at once, without waiting out their leases.
     /// </summary>
-    private static async Task<int> RetryAsync(Guid jobId, string? database, bool verbose, CancellationToken cancellationToken)
+    private static async Task<int> RetryAsync(string id, string? database, bool verbose, CancellationToken cancellationToken)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         var settings = DatabaseSettings(database);
         var embedded = database is not null;
         if (embedded) settings["JobQueue:Transport"] = "InProcess";
         var builder = WinTokHost.CreateBuilder(verbose ? Verbosity.Normal : Verbosity.Quiet, settings);
-        builder.AddResultsStore();
-        builder.AddTokenizeJobs(embedded ? builder.AddJobQueue() : null);
-        if (embedded) builder.AddEmbeddedJobRunner();
-        else builder.AddJobQueue();
+        if (embedded)
+        {
+            builder.AddWinTokWorker(healthFile: false);
+            builder.AddEmbeddedJobRunner();
+        }
+        else
+        {
+            builder.AddResultsStore();
+            builder.AddJobQueue();
+            builder.AddJobControl();
+        }
         using var host = builder.Build();
-        var ranHere = false;
+        Guid? ranHere = null;
         var exitCode = await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
             var results = services.GetRequiredService<ResultsRepository>();
-            if (await results.GetJobAsync(jobId, token) is null) return ExitCodes.Usage($"there is no job {jobId}");
+            if (await ResolveAsync(results, id, token) is not { } jobId) return ExitCodes.BadArguments;
+            var deadWorkers = embedded ? LocalWorkers.Gone((await results.ListPartitionsAsync(jobId, token)).Select(p => p.Worker)) : [];
             IReadOnlyList<int> reopened;
             await using (var scope = services.CreateAsyncScope())
             {
-                reopened = await scope.ServiceProvider.GetRequiredService<TokenizeJobSubmitter>().RetryAsync(jobId, token);
+                reopened = await scope.ServiceProvider.GetRequiredService<JobControl>().RetryAsync(jobId, token, deadWorkers);
             }
             if (reopened.Count == 0)
             {
@@ -158,18 +167,33 @@ internal static class JobsCommand
             Console.WriteLine($"Retrying {reopened.Count} partitions of job {jobId}: {string.Join(", ", reopened)}");
             if (!embedded) return ExitCodes.Success;
 
-            ranHere = true;
+            ranHere = jobId;
             var progress = await services.GetRequiredService<EmbeddedJobRunner>()
                 .WaitAsync(jobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);
 
         // As for `wintok tokenize`: summarised once the host has stopped and the last handler has written the manifest.
-        if (ranHere) await EmbeddedJobRunner.WriteSummaryAsync(host.Services, jobId, Path.GetFullPath(database!), Console.Out);
+        if (ranHere is { } ran) await EmbeddedJobRunner.WriteSummaryAsync(host.Services, ran, Path.GetFullPath(database!), Console.Out);
         return exitCode;
     }
 
-    private static Argument<Guid> JobIdArgument() => new("ID") { Description = "The job id (printed by submit and tokenize)." };
+    /// <summary>The job a full id or a unique prefix names (as git accepts short hashes); null after saying why not.</summary>
+    private static async Task<Guid?> ResolveAsync(ResultsRepository results, string id, CancellationToken cancellationToken)
+    {
+        if (Guid.TryParse(id, out var full)) return full;
+        if (id.Length < 4 || !id.All(c => Uri.IsHexDigit(c) || c == '-'))
+        {
+            ExitCodes.Usage($"'{id}' is not a job id or the start of one (at least 4 hex digits)");
+            return null;
+        }
+        var matches = await results.FindJobIdsAsync(id, cancellationToken);
+        if (matches.Count == 1) return matches[0];
+        ExitCodes.Usage(matches.Count == 0 ? $"there is no job {id}" : $"job id {id} is ambiguous ({matches[0]}, {matches[1]}, ...); give more of it");
+        return null;
+    }
+
+    private static Argument<string> JobIdArgument() => new("ID") { Description = "The job id (printed by submit and tokenize), or a unique start of it." };
 
     /// <summary>Runs <paramref name="job"/> on a host with only the results store.</summary>
     private static async Task<int> RunAsync(string? database, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)

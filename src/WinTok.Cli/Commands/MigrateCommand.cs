@@ -1,8 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using WinTok.Cli.Hosting;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Results;
+using WinTok.Results;
 
 namespace WinTok.Cli.Commands;
 

@@ -8,17 +8,19 @@ internal static class OutputLocation
 {
     /// <summary>
     /// A new job writes shard names that an earlier job's shards may already hold; create-only commits would then
-    /// conflict mid-job, so an OUTPUT holding files (other than <paramref name="ignoredFolder"/>) is refused up front.
+    /// conflict mid-job, so an OUTPUT holding any file is refused up front, as is an OUTPUT that is a file.
     /// </summary>
-    public static async Task<string?> ProblemAsync(string output, BlobServiceClient? blobService, string? ignoredFolder,
-        CancellationToken cancellationToken)
+    public static async Task<string?> ProblemAsync(string output, BlobServiceClient? blobService, CancellationToken cancellationToken)
     {
-        if (!FileStores.IsBlobLocation(output) && !Directory.Exists(output)) return null;
+        if (!FileStores.IsBlobLocation(output))
+        {
+            if (File.Exists(output)) return $"output {output} is a file; give a folder (new or empty)";
+            if (!Directory.Exists(output)) return null;
+        }
         if (FileStores.IsBlobLocation(output) && !await ContainerOf(output, blobService!).ExistsAsync(cancellationToken)) return null;
         await foreach (var file in FileStores.Open(output, blobService).ListAsync("", cancellationToken))
         {
-            if (ignoredFolder is null || !file.Path.StartsWith(ignoredFolder + "/", StringComparison.Ordinal))
-                return $"output {output} already holds files ({file.Path}, ...); choose an empty or new location";
+            return $"output {output} already holds files ({file.Path}, ...); choose an empty or new location";
         }
         return null;
     }

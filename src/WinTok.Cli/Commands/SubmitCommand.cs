@@ -2,8 +2,11 @@ using System.CommandLine;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using WinTok.Cli.Hosting;
-using WinTok.Worker.Extensions;
-using WinTok.Worker.Tokenize;
+using WinTok.Jobs;
+using WinTok.Jobs.Tokenize;
+using WinTok.Messaging;
+using WinTok.Results;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.Cli.Commands;
 
@@ -24,39 +27,39 @@ internal static class SubmitCommand
         var arguments = new TokenizeArguments();
         var command = new Command("tokenize", "Submit a tokenize job: record it, plan its partitions, publish them.");
         arguments.AddTo(command);
-        command.SetAction((parse, cancellationToken) => RunAsync(arguments.ToRequest(parse), arguments.ModelSettings(parse),
-            parse.GetValue(arguments.Verbose), cancellationToken));
+        command.SetAction((parse, cancellationToken) => RunAsync(arguments, parse, cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(TokenizeRequest request, Dictionary<string, string?> settings, bool verbose, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(TokenizeArguments arguments, ParseResult parse, CancellationToken cancellationToken)
     {
+        var request = arguments.ToRequest(parse);
         if (TokenizeArguments.Problem(request, Environment.GetEnvironmentVariable("WINTOK_BLOB_CONNECTION")) is { } problem)
             return ExitCodes.Usage(problem);
-        // --device and --batch-size belong to the workers; they only check here that they are valid.
-        var builder = WinTokHost.CreateBuilder(verbose ? Verbosity.Normal : Verbosity.Quiet, settings);
+        // --device and --batch-size belong to the workers; here they are only checked.
+        var builder = WinTokHost.CreateBuilder(parse.GetValue(arguments.Verbose) ? Verbosity.Normal : Verbosity.Quiet, arguments.Model.Settings(parse));
         builder.AddResultsStore();
-        builder.AddTokenizeJobs(queue: null);
         builder.AddJobQueue();
+        builder.AddJobControl();
+        builder.AddCheckpointInspector();
         using var host = builder.Build();
+        if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } settingsProblem) return ExitCodes.Usage(settingsProblem);
+
+        var blobService = host.Services.GetService<BlobServiceClient>();
+        if (await OutputLocation.ProblemAsync(request.Output, blobService, cancellationToken) is { } outputProblem)
+            return ExitCodes.Usage(outputProblem);
+        PlannedJob<TokenizeJobSpec> plan;
+        await using (var scope = host.Services.CreateAsyncScope())
+        {
+            plan = await scope.ServiceProvider.GetRequiredService<TokenizeJobSubmitter>().PlanAsync(request, cancellationToken);
+        }
         return await WinTokHost.RunJobAsync(host, async (services, token) =>
         {
-            var blobService = services.GetService<BlobServiceClient>();
-            if (await OutputLocation.ProblemAsync(request.Output, blobService, ignoredFolder: null, token) is { } outputProblem)
-                return ExitCodes.Usage(outputProblem);
             await OutputLocation.EnsureExistsAsync(request.Output, blobService, token);
             await using var scope = services.CreateAsyncScope();
-            SubmittedJob job;
-            try
-            {
-                job = await scope.ServiceProvider.GetRequiredService<TokenizeJobSubmitter>().SubmitAsync(request, token);
-            }
-            catch (Exception exception) when (TokenizeCommand.IsBadRequest(exception))
-            {
-                return ExitCodes.Usage(exception.Message);
-            }
+            var job = await scope.ServiceProvider.GetRequiredService<TokenizeJobSubmitter>().SubmitAsync(plan, token);
             Console.WriteLine(job.JobId);
-            Console.WriteLine($"Submitted {job.Partitions} partitions of {request.Input} ({job.Kind}) -> {request.Output}.");
+            Console.WriteLine($"Submitted {job.Partitions} partitions of {request.Input} ({plan.Spec.Kind}) -> {request.Output}.");
             Console.WriteLine($"Follow it with: wintok jobs show {job.JobId} --follow");
             return ExitCodes.Success;
         }, cancellationToken);

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using WinTok.Data.Corpus;
+using WinTok.Inference;
+using WinTok.Jobs.Checkpoints;
+using WinTok.Jobs.Tokenize;
 using WinTok.Model;
-using WinTok.Worker.Tokenize;
 
 namespace WinTok.Cli.Commands;
 
@@ -31,9 +33,11 @@ internal sealed class TokenizeArguments
 
     public Option<string> Checkpoint { get; } = new("--checkpoint")
     {
-        Description = "WinTok checkpoint: an official .pth or a .safetensors file, local or in blob storage.",
+        Description = "Tokenizer checkpoint: an official .pth or a .safetensors file, local or in blob storage.",
         Required = true,
     };
+
+    public ModelArguments Model { get; } = new();
 
     public Option<string?> Kind { get; } = new Option<string?>("--kind")
     {
@@ -51,25 +55,6 @@ internal sealed class TokenizeArguments
         Description = "Also store the semantic tokens and their pooled embedding in every row.",
     };
 
-    public Option<string?> Encoder { get; } = new Option<string?>("--encoder")
-    {
-        Description = "Encoder preset when the checkpoint's args do not name the tower: " + string.Join(", ", EncoderShape.Presets.Keys) + ".",
-    }.AcceptOnlyFromAmong([.. EncoderShape.Presets.Keys]);
-
-    public Option<int> ImageSize { get; } = new("--image-size")
-    {
-        Description = "Model input size in pixels (default: the checkpoint's).",
-    };
-
-    public Option<int?> BatchSize { get; } = new("--batch-size")
-    {
-        Description = "Images per model call (default: 128 on a GPU, 8 on the CPU).",
-    };
-
-    public Option<string?> Device { get; } = new Option<string?>("--device")
-    {
-        Description = "auto (CUDA when a GPU is visible), cpu or cuda.",
-    }.AcceptOnlyFromAmong("auto", "cpu", "cuda");
 
     public Option<bool> Verbose { get; } = new("--verbose")
     {
@@ -80,12 +65,14 @@ internal sealed class TokenizeArguments
     {
         command.Arguments.Add(Input);
         command.Arguments.Add(Output);
-        foreach (var option in new Option[] { Checkpoint, Kind, FilesPerPartition, SemanticTokens, Encoder, ImageSize, BatchSize, Device, Verbose })
+        foreach (var option in new Option[] { Checkpoint, Kind, FilesPerPartition, SemanticTokens, Verbose })
         {
             command.Options.Add(option);
         }
+        Model.AddTo(command);
     }
 
+    /// <summary>The request; reading <c>--encoder-config</c> may fail with a message for the user.</summary>
     public TokenizeRequest ToRequest(ParseResult parse)
     {
         var kind = parse.GetValue(Kind);
@@ -93,20 +80,10 @@ internal sealed class TokenizeArguments
             parse.GetValue(Input)!,
             parse.GetValue(Output)!,
             parse.GetValue(Checkpoint)!,
+            Model.ToChoice(parse),
             kind is null ? null : Kinds[kind],
             parse.GetValue(FilesPerPartition),
-            parse.GetValue(Encoder),
-            parse.GetValue(SemanticTokens),
-            parse.GetValue(ImageSize));
-    }
-
-    /// <summary>Settings the model options fix for this process (<c>Tokenize:*</c>), only those given.</summary>
-    public Dictionary<string, string?> ModelSettings(ParseResult parse)
-    {
-        var settings = new Dictionary<string, string?>();
-        if (parse.GetValue(Device) is { } device) settings["Tokenize:Device"] = device;
-        if (parse.GetValue(BatchSize) is { } batch) settings["Tokenize:BatchSize"] = batch.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return settings;
+            parse.GetValue(SemanticTokens));
     }
 
     /// <summary>
@@ -116,7 +93,6 @@ internal sealed class TokenizeArguments
     public static string? Problem(TokenizeRequest request, string? blobConnection)
     {
         if (request.FilesPerPartition < 1) return $"--files-per-partition must be at least 1, got {request.FilesPerPartition}";
-        if (request.ImageSize < 0) return $"--image-size must not be negative, got {request.ImageSize}";
         foreach (var (name, location) in new[] { ("INPUT", request.Input), ("OUTPUT", request.Output), ("--checkpoint", request.Checkpoint) })
         {
             if (FileStores.IsBlobLocation(location) && string.IsNullOrEmpty(blobConnection))

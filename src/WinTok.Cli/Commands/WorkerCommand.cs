@@ -2,12 +2,12 @@ using System.CommandLine;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using WinTok.Cli.Hosting;
-using WinTok.Worker.Extensions;
+using WinTok.Worker.Hosting;
 
 namespace WinTok.Cli.Commands;
 
 /// <summary>
-/// `wintok worker`: the long-running service. Consumes tokenize partitions from RabbitMQ, runs the model, writes
+/// `wintok worker`: the long-running service. Consumes job partitions from RabbitMQ, runs the model, writes
 /// shards, records them in PostgreSQL; on SIGTERM stops taking messages and drains (JobQueue:DrainTimeout within
 /// HostOptions:ShutdownTimeout). Writes Worker:HealthFile once started and deletes it once stopped.
 /// </summary>
@@ -23,9 +23,7 @@ internal static class WorkerCommand
     private static async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var builder = WinTokHost.CreateBuilder(Verbosity.Normal);
-        builder.AddHealthFile();
-        builder.AddResultsStore();
-        builder.AddTokenizeJobs(builder.AddJobQueue());
+        builder.AddWinTokWorker();
         using var host = builder.Build();
         if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);
         // Taken before RunAsync, which disposes the host's services when it returns.

@@ -4,7 +4,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
-using WinTok.Worker.Resilience;
+using WinTok.Data.Corpus;
+using WinTok.Messaging;
+using WinTok.Results;
 
 namespace WinTok.Cli.Hosting;
 
@@ -122,6 +124,6 @@ internal static class WinTokHost
         }
     }
 
-    private static bool IsUnreachable(Exception exception) => TransientFailures.IsTransientDatabase(exception)
-        || TransientFailures.IsTransientBroker(exception) || TransientFailures.IsTransientBlob(exception);
+    private static bool IsUnreachable(Exception exception) => ResultsDatabase.IsTransient(exception)
+        || RabbitMqConnection.IsTransient(exception) || BlobFileStore.IsTransient(exception);
 }

@@ -19,6 +19,21 @@ public sealed class BlobFileStore : IFileStore
     private readonly BlobContainerClient container;
     private readonly string prefix;
 
+    /// <summary>
+    /// Failures of blob storage worth retrying: 408, 429, 5xx, and transport failures (status 0: connection refused or
+    /// reset; sockets, I/O, timeouts). Bad requests, conflicts and cancellation surface at once.
+    /// </summary>
+    public static bool IsTransient(Exception exception) => exception switch
+    {
+        OperationCanceledException => false,
+        RequestFailedException { Status: 0 or 408 or 429 or >= 500 } => true,
+        RequestFailedException => false,
+        AggregateException aggregate => aggregate.InnerExceptions.All(IsTransient),
+        HttpRequestException or System.Net.Sockets.SocketException or IOException or TimeoutException => true,
+        { InnerException: { } inner } => IsTransient(inner),
+        _ => false,
+    };
+
     /// <summary>Creates a store over <paramref name="container"/> below <paramref name="prefix"/> ("" for the whole container).</summary>
     public BlobFileStore(BlobContainerClient container, string prefix)
     {

@@ -33,6 +33,17 @@ public static class FileStores
         return new LocalFileStore(location.StartsWith("file://", StringComparison.Ordinal) ? new Uri(location).LocalPath : location);
     }
 
+    /// <summary>The blob one location names (e.g. a checkpoint), through <paramref name="blobService"/>'s credentials.</summary>
+    public static BlobClient OpenBlob(string location, BlobServiceClient? blobService)
+    {
+        if (!IsBlobLocation(location)) throw new ArgumentException($"{location} is not a blob location", nameof(location));
+        if (blobService is null) throw new ArgumentException($"{location} is a blob location, but no blob connection is configured", nameof(location));
+        var (account, container, name) = SplitBlobLocation(location);
+        if (account is not null && !string.Equals(account, blobService.AccountName, StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"{location} is in storage account {account}, but the blob connection is for {blobService.AccountName}", nameof(location));
+        return blobService.GetBlobContainerClient(container).GetBlobClient(name);
+    }
+
     /// <summary>Whether <paramref name="location"/> names blob storage rather than a local path.</summary>
     public static bool IsBlobLocation(string location) =>
         location.StartsWith("az://", StringComparison.Ordinal)

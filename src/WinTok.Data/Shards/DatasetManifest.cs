@@ -32,6 +32,19 @@ public sealed record ShardInfo(
     /// <summary>Whether this commit created the shard or found the identical one of an earlier attempt; not in the manifest.</summary>
     [JsonIgnore]
     public CommitOutcome Outcome { get; init; }
+
+}
+
+/// <summary>
+/// A committed shard and the metadata it was written with: a tokenize partition's commit record in the results
+/// database, from which the manifest is written without reading shards back or loading the model.
+/// </summary>
+public sealed record CommittedShard(ShardInfo Shard, ShardMetadata Metadata)
+{
+    public string ToJson() => JsonSerializer.Serialize(this, ShardJsonContext.Default.CommittedShard);
+
+    public static CommittedShard FromJson(string json) =>
+        JsonSerializer.Deserialize(json, ShardJsonContext.Default.CommittedShard) ?? throw new JsonException("The shard record is empty");
 }
 
 /// <summary>Sums over all shards of a manifest.</summary>
@@ -114,6 +127,7 @@ public static class ManifestWriter
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     WriteIndented = true, UseStringEnumConverter = true)]
 [JsonSerializable(typeof(DatasetManifest))]
+[JsonSerializable(typeof(CommittedShard))]
 [JsonSerializable(typeof(TokenLayout))]
 [JsonSerializable(typeof(ReaderPosition))]
 internal sealed partial class ShardJsonContext : JsonSerializerContext;

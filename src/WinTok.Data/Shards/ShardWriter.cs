@@ -58,6 +58,12 @@ public sealed class ShardWriter
         }
     }
 
+    /// <summary>
+    /// Every failure record of the shard once it is committed (inputs rejected while reading or decoding, and duplicate
+    /// keys found at the commit), exactly as its errors file holds them; empty before.
+    /// </summary>
+    public IReadOnlyList<FailureRecord> Failures { get; private set; } = [];
+
     /// <summary>Failures added so far.</summary>
     public int FailureCount
     {
@@ -133,6 +139,7 @@ public sealed class ShardWriter
             unique.Add(row with { RowId = ((long)partition << 32) + unique.Count });
         }
 
+        Failures = allFailures;
         var errors = await dataset.CommitAsync(ShardSchema.ErrorsPath(partition),
             (stream, ct) => FailureFile.WriteAsync(stream, allFailures, metadata, partition, ct), cancellationToken);
 

@@ -10,33 +10,32 @@ using WinTok.Inference;
 namespace WinTok.Worker.Tokenize;
 
 /// <summary>One partition's inputs and how to run them.</summary>
-internal sealed record PartitionWork(
+internal sealed record TokenizeRun(
     CorpusPartition Partition,
     IFileStore Input,
     ImagePreprocessor Preprocessor,
-    string LocalCheckpoint,
-    string? Encoder,
+    ModelSource Model,
     bool SemanticTokens,
     int BatchSize,
     int DecodeThreads);
 
 /// <summary>
-/// Streams a partition through read → decode (CPU threads) → model batches (the engine's thread) → shard rows, with
+/// Streams a partition through read → decode (CPU threads) → model batches (the model thread) → shard rows, with
 /// bounded queues between the stages so the GPU works on one batch while the next is decoded. Bad inputs become failure
 /// records in the shard writer; only infrastructure failures (storage, model) end the partition with an exception.
 /// </summary>
-internal sealed class PartitionTokenizer(TokenizerEngine engine)
+internal sealed class PartitionTokenizer(ModelThread model)
 {
     /// <summary>
-    /// Batches handed to the engine before the oldest must finish: one running, one launched behind it, one waiting, so
-    /// the engine always has the next batch at hand when it launches (2 gave 0.891 of model-only speed on the H100, 3 gave 0.919).
+    /// Batches handed to the model thread before the oldest must finish: one running, one launched behind it, one waiting, so
+    /// the model thread always has the next batch at hand when it launches (2 gave 0.891 of model-only speed on the H100, 3 gave 0.919).
     /// </summary>
     private const int BatchesInFlight = 3;
 
     private sealed record Decoded(CorpusSample Sample, byte[] Levels, byte[] Sha256, int Width, int Height);
 
     /// <summary>Runs the partition into <paramref name="writer"/>; <paramref name="onImages"/> gets each finished batch's image count.</summary>
-    public async Task RunAsync(PartitionWork work, ShardWriter writer, Action<int>? onImages, CancellationToken cancellationToken)
+    public async Task RunAsync(TokenizeRun work, ShardWriter writer, Action<int>? onImages, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var token = stop.Token;
@@ -63,7 +62,7 @@ internal sealed class PartitionTokenizer(TokenizerEngine engine)
         }
     }
 
-    private static async Task ReadAsync(PartitionWork work, ShardWriter writer, ChannelWriter<CorpusSample> output, CancellationToken cancellationToken)
+    private static async Task ReadAsync(TokenizeRun work, ShardWriter writer, ChannelWriter<CorpusSample> output, CancellationToken cancellationToken)
     {
         try
         {
@@ -81,7 +80,7 @@ internal sealed class PartitionTokenizer(TokenizerEngine engine)
         }
     }
 
-    private static async Task DecodeAsync(PartitionWork work, ShardWriter writer, ChannelReader<CorpusSample> input,
+    private static async Task DecodeAsync(TokenizeRun work, ShardWriter writer, ChannelReader<CorpusSample> input,
         ChannelWriter<Decoded> output, CancellationToken cancellationToken)
     {
         var size = work.Preprocessor.ValuesPerImage;
@@ -101,7 +100,7 @@ internal sealed class PartitionTokenizer(TokenizerEngine engine)
         }
     }
 
-    private async Task BatchAsync(PartitionWork work, ShardWriter writer, ChannelReader<Decoded> input, Action<int>? onImages,
+    private async Task BatchAsync(TokenizeRun work, ShardWriter writer, ChannelReader<Decoded> input, Action<int>? onImages,
         CancellationToken cancellationToken)
     {
         var size = work.Preprocessor.ValuesPerImage;
@@ -125,7 +124,7 @@ internal sealed class PartitionTokenizer(TokenizerEngine engine)
                 pending[i].Levels.AsSpan(0, size).CopyTo(levels.AsSpan(i * size, size));
                 ArrayPool<byte>.Shared.Return(pending[i].Levels);
             }
-            var tokens = engine.TokenizeAsync(work.LocalCheckpoint, work.Encoder, levels, pending.Count, work.SemanticTokens, cancellationToken);
+            var tokens = model.TokenizeAsync(work.Model, levels, pending.Count, work.SemanticTokens, cancellationToken);
             inFlight.Enqueue((tokens, pending.ToList(), levels));
             pending.Clear();
         }

@@ -6,8 +6,8 @@ namespace WinTok.Inference;
 /// <summary>How to build a model from a checkpoint whose own args do not say everything.</summary>
 /// <param name="Kind">The architecture (<see cref="ModelKinds"/>); null detects it from the checkpoint.</param>
 /// <param name="EncoderPreset">WinTok: a SigLIP encoder preset name (<see cref="EncoderShape.Presets"/>).</param>
-/// <param name="EncoderConfigPath">WinTok: an HF SigLIP vision <c>config.json</c> giving the encoder shape.</param>
-public sealed record ModelLoadOptions(string? Kind = null, string? EncoderPreset = null, string? EncoderConfigPath = null)
+/// <param name="EncoderConfigJson">WinTok: the contents of an HF SigLIP vision <c>config.json</c> giving the encoder shape.</param>
+public sealed record ModelLoadOptions(string? Kind = null, string? EncoderPreset = null, string? EncoderConfigJson = null)
 {
     public static ModelLoadOptions Default { get; } = new();
 }
@@ -35,13 +35,13 @@ public static class TokenizerCheckpoints
     /// <summary>The encoder shape a WinTok load should use: a named preset, an HF config.json, or null (from the args).</summary>
     public static EncoderShape? EncoderShapeFrom(ModelLoadOptions options)
     {
-        if (options.EncoderPreset is { } preset && options.EncoderConfigPath is not null)
+        if (options.EncoderPreset is not null && options.EncoderConfigJson is not null)
             throw new ArgumentException("Give either an encoder preset or an encoder config.json, not both");
         if (options.EncoderPreset is not null)
             return EncoderShape.Presets.TryGetValue(options.EncoderPreset, out var shape) ? shape
                 : throw new ArgumentException($"Unknown encoder preset '{options.EncoderPreset}'; choose one of {string.Join(", ", EncoderShape.Presets.Keys)}");
-        if (options.EncoderConfigPath is { } configPath)
-            return ReferenceArgs.EncoderFromHfConfig(ArgsJson.Deserialize(File.ReadAllText(configPath)));
+        if (options.EncoderConfigJson is { } config)
+            return ReferenceArgs.EncoderFromHfConfigJson(config);
         return null;
     }
 }

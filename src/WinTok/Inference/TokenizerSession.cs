@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 using WinTok.Cuda;
-using WinTok.Model;
 using static TorchSharp.torch;
 
 namespace WinTok.Inference;
@@ -25,20 +24,21 @@ public sealed record TokenBatch(int Count, int Codebooks, int Positions, ushort[
 /// </summary>
 public sealed class TokenizerSession : IDisposable
 {
-    private readonly WinTokModel model;
+    private readonly ITokenizerModel model;
+    private readonly ModelDescription description;
     private readonly Device device;
     private readonly Tensor?[] staging = new Tensor?[2]; // reusable (pinned on CUDA) host buffers of uint8 levels, alternating
     private int next;
 
-    public TokenizerSession(WinTokModel model, Device device, ScalarType computeDtype)
+    /// <summary>Serves <paramref name="model"/>, already prepared for inference on <paramref name="device"/>.</summary>
+    public TokenizerSession(ITokenizerModel model, Device device)
     {
         this.model = model;
         this.device = device;
-        if (device.type != DeviceType.CPU) model.to(device);
-        model.PrepareForInference(computeDtype);
+        description = model.Description;
     }
 
-    public WinTokModel Model => model;
+    public ITokenizerModel Model => model;
     public Device Device => device;
 
     /// <summary>
@@ -56,7 +56,7 @@ public sealed class TokenizerSession : IDisposable
     /// </summary>
     public PendingTokens Launch(ReadOnlySpan<byte> levels, int count, bool semantic)
     {
-        var size = model.Config.Encoder.ImageSize;
+        var size = description.ImageSize;
         var perImage = 3 * size * size;
         if (count < 1 || levels.Length < count * perImage)
             throw new ArgumentException($"Expected {count} images of 3x{size}x{size} levels ({count * perImage} bytes), got {levels.Length} bytes");
@@ -79,13 +79,12 @@ public sealed class TokenizerSession : IDisposable
         using (pending)
         {
             pending.Wait();
-            var config = model.Config;
-            var pixelTokens = CopyOut(pending.PixelTokens, pending.Count * config.NumCodebooks * config.PixelTokens);
+            var pixelTokens = CopyOut(pending.PixelTokens, pending.Count * description.NumCodebooks * description.PixelTokens);
             var semanticTokens = pending.SemanticTokens is { } semantic
-                ? CopyOut(semantic, pending.Count * config.NumLatentTokens * config.Encoder.HiddenSize)
+                ? CopyOut(semantic, pending.Count * description.SemanticTokens * description.SemanticWidth)
                 : null;
-            return new TokenBatch(pending.Count, config.NumCodebooks, config.PixelTokens, pixelTokens,
-                config.NumLatentTokens, config.Encoder.HiddenSize, semanticTokens);
+            return new TokenBatch(pending.Count, description.NumCodebooks, description.PixelTokens, pixelTokens,
+                description.SemanticTokens, description.SemanticWidth, semanticTokens);
         }
     }
 

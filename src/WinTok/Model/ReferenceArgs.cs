@@ -71,6 +71,22 @@ public static class ReferenceArgs
         },
     };
 
+    /// <summary>Reads an HF SigLIP vision <c>config.json</c>'s text (or a full SigLIP config, whose <c>vision_config</c> is used).</summary>
+    public static EncoderShape EncoderFromHfConfigJson(string json)
+    {
+        IReadOnlyDictionary<string, object?> config;
+        try
+        {
+            config = WinTok.Checkpoints.ArgsJson.Deserialize(json);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"not a JSON object: {e.Message}", e);
+        }
+        if (config.TryGetValue("vision_config", out var vision) && vision is IReadOnlyDictionary<string, object?> nested) config = nested;
+        return EncoderFromHfConfig(config);
+    }
+
     /// <summary>Reads the fields of an HF <c>SiglipVisionConfig</c> (config.json) that shape the tower.</summary>
     public static EncoderShape EncoderFromHfConfig(IReadOnlyDictionary<string, object?> config)
     {

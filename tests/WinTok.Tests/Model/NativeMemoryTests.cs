@@ -14,7 +14,7 @@ public sealed class NativeMemoryTests
     [Fact]
     public void TokenizeInALoop_KeepsTheLiveTensorCountFlatOver1000Batches()
     {
-        using var session = new TokenizerSession(new WinTokModel(TinyModels.Tiny), CPU, ScalarType.Float32);
+        using var session = new TokenizerSession(new WinTokModel(TinyModels.Tiny).PrepareForInference(ScalarType.Float32), CPU);
         var levels = new byte[2 * 3 * 32 * 32];
         new Random(7).NextBytes(levels);
         // Warm-up: the two staging buffers the session alternates between are allocated once, one per batch.

@@ -179,11 +179,12 @@ public sealed class WinTokModelTests
     [Fact]
     public void Tokenize_FromLevels_EqualsTheReferenceTokensForTheSameImages()
     {
-        using var session = new TokenizerSession(TinyModels.LoadReferenceTiny(), CPU, ScalarType.Float32);
+        var model = TinyModels.LoadReferenceTiny().PrepareForInference(ScalarType.Float32);
+        using var session = new TokenizerSession(model, CPU);
         var levels = new byte[2 * 3 * 32 * 32];
         new Random(11).NextBytes(levels);
         using var images = (tensor(levels).view(2, 3, 32, 32).to(float32) / 255.0 - 0.5) / 0.5;
-        using var expected = session.Model.ImageToIndices(images);
+        using var expected = model.ImageToIndices(images);
 
         var batch = session.Tokenize(levels, 2, semantic: false);
 

@@ -1,0 +1,146 @@
+namespace WinTok.Results;
+
+/// <summary>One schema change, written once per provider. Append new ones; never edit an applied one.</summary>
+internal sealed record ResultsMigration(int Version, string Name, string Postgres, string Sqlite);
+
+/// <summary>The schema history of the results database.</summary>
+internal static class ResultsMigrations
+{
+    public static IReadOnlyList<ResultsMigration> All { get; } =
+    [
+        new(1, "jobs, partitions, item failures, metrics",
+            Postgres: """
+                CREATE TABLE jobs (
+                    id uuid PRIMARY KEY,
+                    kind text NOT NULL,
+                    status text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+                    spec jsonb NOT NULL,
+                    partition_count integer NOT NULL DEFAULT 0,
+                    error text NULL,
+                    created_at timestamptz NOT NULL,
+                    updated_at timestamptz NOT NULL,
+                    started_at timestamptz NULL,
+                    finished_at timestamptz NULL
+                );
+                CREATE INDEX jobs_created_at ON jobs (created_at DESC);
+
+                CREATE TABLE partitions (
+                    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    partition_index integer NOT NULL,
+                    status text NOT NULL CHECK (status IN ('pending', 'running', 'committed', 'failed')),
+                    attempt integer NOT NULL DEFAULT 0,
+                    worker text NULL,
+                    lease_expires_at timestamptz NULL,
+                    heartbeat_at timestamptz NULL,
+                    started_at timestamptz NULL,
+                    committed_at timestamptz NULL,
+                    duration_ms bigint NULL,
+                    shard_path text NULL,
+                    row_count bigint NULL,
+                    byte_count bigint NULL,
+                    sha256 text NULL,
+                    failures_count integer NOT NULL DEFAULT 0,
+                    error text NULL,
+                    PRIMARY KEY (job_id, partition_index)
+                );
+                CREATE INDEX partitions_job_status ON partitions (job_id, status);
+
+                CREATE TABLE item_failures (
+                    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    job_id uuid NOT NULL,
+                    partition_index integer NOT NULL,
+                    item_key text NOT NULL,
+                    source text NOT NULL,
+                    reason text NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    FOREIGN KEY (job_id, partition_index) REFERENCES partitions (job_id, partition_index) ON DELETE CASCADE,
+                    UNIQUE (job_id, partition_index, item_key)
+                );
+
+                CREATE TABLE metrics (
+                    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    checkpoint text NOT NULL,
+                    metric_name text NOT NULL,
+                    metric_value double precision NOT NULL,
+                    details jsonb NULL,
+                    created_at timestamptz NOT NULL
+                );
+                CREATE INDEX metrics_job ON metrics (job_id);
+                CREATE INDEX metrics_checkpoint_name ON metrics (checkpoint, metric_name);
+                """,
+            Sqlite: """
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+                    spec TEXT NOT NULL,
+                    partition_count INTEGER NOT NULL DEFAULT 0,
+                    error TEXT NULL,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    started_at TEXT NULL,
+                    finished_at TEXT NULL
+                );
+                CREATE INDEX jobs_created_at ON jobs (created_at DESC);
+
+                CREATE TABLE partitions (
+                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    partition_index INTEGER NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'committed', 'failed')),
+                    attempt INTEGER NOT NULL DEFAULT 0,
+                    worker TEXT NULL,
+                    lease_expires_at TEXT NULL,
+                    heartbeat_at TEXT NULL,
+                    started_at TEXT NULL,
+                    committed_at TEXT NULL,
+                    duration_ms INTEGER NULL,
+                    shard_path TEXT NULL,
+                    row_count INTEGER NULL,
+                    byte_count INTEGER NULL,
+                    sha256 TEXT NULL,
+                    failures_count INTEGER NOT NULL DEFAULT 0,
+                    error TEXT NULL,
+                    PRIMARY KEY (job_id, partition_index)
+                );
+                CREATE INDEX partitions_job_status ON partitions (job_id, status);
+
+                CREATE TABLE item_failures (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id TEXT NOT NULL,
+                    partition_index INTEGER NOT NULL,
+                    item_key TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    FOREIGN KEY (job_id, partition_index) REFERENCES partitions (job_id, partition_index) ON DELETE CASCADE,
+                    UNIQUE (job_id, partition_index, item_key)
+                );
+
+                CREATE TABLE metrics (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    checkpoint TEXT NOT NULL,
+                    metric_name TEXT NOT NULL,
+                    metric_value REAL NOT NULL,
+                    details TEXT NULL,
+                    created_at TEXT NOT NULL
+                );
+                CREATE INDEX metrics_job ON metrics (job_id);
+                CREATE INDEX metrics_checkpoint_name ON metrics (checkpoint, metric_name);
+                """),
+        new(2, "partition specs, commit records and item progress",
+            Postgres: """
+                ALTER TABLE partitions ADD COLUMN spec jsonb NULL;
+                ALTER TABLE partitions ADD COLUMN result jsonb NULL;
+                ALTER TABLE partitions ADD COLUMN items integer NOT NULL DEFAULT 0;
+                ALTER TABLE partitions ADD COLUMN items_done integer NOT NULL DEFAULT 0;
+                """,
+            Sqlite: """
+                ALTER TABLE partitions ADD COLUMN spec TEXT NULL;
+                ALTER TABLE partitions ADD COLUMN result TEXT NULL;
+                ALTER TABLE partitions ADD COLUMN items INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE partitions ADD COLUMN items_done INTEGER NOT NULL DEFAULT 0;
+                """),
+    ];
+}
