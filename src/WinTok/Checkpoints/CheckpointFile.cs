@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace WinTok.Checkpoints;
 
-/// <summary>Reads WinTok checkpoints in either container and writes them as safetensors.</summary>
+/// <summary>Reads WinTok checkpoints in either container; writes them as safetensors or as <c>torch.save</c> files.</summary>
 public static class CheckpointFile
 {
     /// <summary>The safetensors metadata entry holding the args as JSON.</summary>
@@ -118,6 +118,34 @@ public static class CheckpointFile
         ArgumentNullException.ThrowIfNull(stateDict);
         var metadata = new Dictionary<string, string> { [ArgsMetadataKey] = ArgsJson.Serialize(args) };
         Safetensors.Write(path, stateDict, metadata);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="checkpoint"/> as <c>torch.save</c> would (a zip of <c>archive/data.pkl</c> and raw
+    /// storages), so that <c>torch.load</c> reads it, <c>weights_only=True</c> included. Tensors may live on any
+    /// device and have any layout: each is written as a contiguous copy, and a tensor object that appears twice is
+    /// stored once. The file is written beside <paramref name="path"/> and then renamed over it.
+    /// </summary>
+    /// <remarks>
+    /// Values map to Python by .NET type: null → None; bool; integers (including <see cref="System.Numerics.BigInteger"/>)
+    /// → int; float/double → float; string → str; byte[] → bytes; <see cref="ScalarType"/> → the dtype (for example
+    /// <c>torch.bfloat16</c>); <see cref="Tensor"/> → tensor; <c>IReadOnlyDictionary&lt;string, Tensor&gt;</c> → a
+    /// state_dict (<c>collections.OrderedDict</c>); any other dictionary → dict, keys being strings, integers or
+    /// bools; value tuples → tuple; other sequences → list.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A value has no Python equivalent; the message gives its path.</exception>
+    public static void WritePyTorch(string path, IReadOnlyDictionary<string, object?> checkpoint)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        PthWriter.Write(path, checkpoint);
+    }
+
+    /// <summary>Writes a training checkpoint in the reference layout; see <see cref="TrainingCheckpoint"/>.</summary>
+    public static void WritePyTorch(string path, TrainingCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        WritePyTorch(path, checkpoint.ToPickleTree());
     }
 
     private static Checkpoint ReadSafetensors(string path)
