@@ -322,6 +322,8 @@ public sealed class PthWriterTests
 
         CheckpointFile.WritePyTorch(target!, sample.Checkpoint);
         sample.WriteExpectation(target + ".expected.json");
+        // The same content with every record in ZIP64 form, as files past 4 GiB need, for torch to read as well.
+        PthWriter.Write(target + ".zip64.pth", sample.Checkpoint.ToPickleTree(), zip64Threshold: 0);
 
         using var checkpoint = CheckpointFile.Read(target!);
         Assert.Equal(sample.Model.Keys, checkpoint.StateDict.Keys);
