@@ -62,6 +62,7 @@ def check_args(args):
     assert args['sizes'] == [1, 2, 3], args['sizes']
     assert args['nested'] == {'a': 1, 'b': [None, 'x']}, args['nested']
     assert args['seed_space'] == 2 ** 40 and args['huge'] == 2 ** 70 and args['negative'] == -100000
+    assert args['negative_wide'] == -2 ** 40, args['negative_wide']
     assert args['blob'] == b'\x00\x01\x02\xff', args['blob']
     assert args['unicode'] == 'päth→ø', args['unicode']
 

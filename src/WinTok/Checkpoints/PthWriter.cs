@@ -51,7 +51,10 @@ internal static class PthWriter
         }
         catch
         {
-            File.Delete(temporary);
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
             throw;
         }
     }

@@ -65,6 +65,7 @@ public sealed class PthWriterTests
         Assert.Equal(1L << 40, args["seed_space"]);
         Assert.Equal(BigInteger.Pow(2, 70), args["huge"]);
         Assert.Equal(-100000L, args["negative"]);
+        Assert.Equal(-(1L << 40), args["negative_wide"]);
         Assert.Equal(new byte[] { 0, 1, 2, 255 }, args["blob"]);
         Assert.Equal("päth→ø", args["unicode"]);
         Assert.Equal(args.Keys, CheckpointFile.ReadArgs(path).Keys);

@@ -53,6 +53,7 @@ internal sealed class TrainingCheckpointSample : IDisposable
             ["seed_space"] = 1L << 40,
             ["huge"] = BigInteger.Pow(2, 70),
             ["negative"] = -100000,
+            ["negative_wide"] = -(1L << 40),
             ["blob"] = new byte[] { 0, 1, 2, 255 },
             ["unicode"] = "päth→ø",
         };
