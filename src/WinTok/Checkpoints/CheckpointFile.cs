@@ -25,7 +25,8 @@ public static class CheckpointFile
     /// <param name="path">The checkpoint file.</param>
     /// <param name="stateDictPath">
     /// For .pth files only: the keys leading to another state_dict, e.g. <c>Read(path, "trainer", "disc")</c> for the
-    /// discriminator. Empty (the default) selects the model weights as described above.
+    /// discriminator. A key also matches an integer key by its text, so <c>"state", "0"</c> reaches an optimizer's
+    /// moments of parameter 0. Empty (the default) selects the model weights as described above.
     /// </param>
     /// <exception cref="CheckpointFormatException">The file is empty, truncated, corrupt or not a checkpoint.</exception>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
