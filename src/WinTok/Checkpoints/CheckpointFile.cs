@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace WinTok.Checkpoints;
 
-/// <summary>Reads WinTok checkpoints in either container and writes them as safetensors.</summary>
+/// <summary>Reads WinTok checkpoints in either container; writes them as safetensors or as <c>torch.save</c> files.</summary>
 public static class CheckpointFile
 {
     /// <summary>The safetensors metadata entry holding the args as JSON.</summary>
@@ -25,7 +25,8 @@ public static class CheckpointFile
     /// <param name="path">The checkpoint file.</param>
     /// <param name="stateDictPath">
     /// For .pth files only: the keys leading to another state_dict, e.g. <c>Read(path, "trainer", "disc")</c> for the
-    /// discriminator. Empty (the default) selects the model weights as described above.
+    /// discriminator. A key also matches an integer key by its text, so <c>"state", "0"</c> reaches an optimizer's
+    /// moments of parameter 0. Empty (the default) selects the model weights as described above.
     /// </param>
     /// <exception cref="CheckpointFormatException">The file is empty, truncated, corrupt or not a checkpoint.</exception>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
@@ -33,7 +34,49 @@ public static class CheckpointFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(stateDictPath);
-        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
+        using (var file = OpenTorchZip(path))
+        {
+            if (file is not null)
+            {
+                return PthReader.Read(path, file, stateDictPath);
+            }
+        }
+        if (stateDictPath.Length > 0)
+        {
+            throw new ArgumentException($"'{path}' is a safetensors file, which holds a single state_dict; a state_dict path applies only to .pth files", nameof(stateDictPath));
+        }
+        return ReadSafetensors(path);
+    }
+
+    /// <summary>
+    /// Reads only a checkpoint's args, never a tensor: from a .pth file its pickle (<c>data.pkl</c>), from a
+    /// safetensors file its JSON header. Learning a multi-gigabyte checkpoint's configuration this way costs
+    /// milliseconds and a few megabytes.
+    /// </summary>
+    /// <returns>The args as <see cref="Checkpoint.Args"/> would hold them; empty if the file has none.</returns>
+    /// <exception cref="CheckpointFormatException">The file is empty, corrupt or not a checkpoint.</exception>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    public static IReadOnlyDictionary<string, object?> ReadArgs(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using (var file = OpenTorchZip(path))
+        {
+            if (file is not null)
+            {
+                return PthReader.ReadArgs(path, file);
+            }
+        }
+        return ArgsFromMetadata(path, Safetensors.ReadMetadata(path));
+    }
+
+    /// <summary>
+    /// Opens <paramref name="path"/> and returns it positioned at 0 if it is a <c>torch.save</c> zip, or null (closed)
+    /// if it must be safetensors.
+    /// </summary>
+    private static FileStream? OpenTorchZip(string path)
+    {
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        try
         {
             if (file.Length == 0)
             {
@@ -44,7 +87,7 @@ public static class CheckpointFile
             if (read == magic.Length && magic.SequenceEqual(ZipMagic))
             {
                 file.Position = 0;
-                return PthReader.Read(path, file, stateDictPath);
+                return file;
             }
             // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote bare pickles that
             // open with PROTO 2 and a LONG1 of 10 bytes (its magic number). As a safetensors header length those
@@ -55,11 +98,13 @@ public static class CheckpointFile
                     "this is a legacy (non-zip) torch.save file, which is not supported; re-save it with torch.save in PyTorch >= 1.6");
             }
         }
-        if (stateDictPath.Length > 0)
+        catch
         {
-            throw new ArgumentException($"'{path}' is a safetensors file, which holds a single state_dict; a state_dict path applies only to .pth files", nameof(stateDictPath));
+            file.Dispose();
+            throw;
         }
-        return ReadSafetensors(path);
+        file.Dispose();
+        return null;
     }
 
     /// <summary>
@@ -76,25 +121,64 @@ public static class CheckpointFile
         Safetensors.Write(path, stateDict, metadata);
     }
 
+    /// <summary>
+    /// Writes <paramref name="checkpoint"/> as <c>torch.save</c> would (a zip of <c>archive/data.pkl</c> and raw
+    /// storages), so that <c>torch.load</c> reads it, <c>weights_only=True</c> included. Tensors may live on any
+    /// device and have any layout: each is written as a contiguous copy, and a tensor object that appears twice is
+    /// stored once. The file is written beside <paramref name="path"/> and then renamed over it.
+    /// </summary>
+    /// <remarks>
+    /// Values map to Python by .NET type: null → None; bool; integers (including <see cref="System.Numerics.BigInteger"/>)
+    /// → int; float/double → float; string → str; byte[] → bytes; <see cref="ScalarType"/> → the dtype (for example
+    /// <c>torch.bfloat16</c>); <see cref="Tensor"/> → tensor; <c>IReadOnlyDictionary&lt;string, Tensor&gt;</c> → a
+    /// state_dict (<c>collections.OrderedDict</c>); any other dictionary → dict, keys being strings, integers or
+    /// bools; value tuples → tuple; other sequences → list.
+    /// </remarks>
+    /// <exception cref="ArgumentException">A value has no Python equivalent; the message gives its path.</exception>
+    public static void WritePyTorch(string path, IReadOnlyDictionary<string, object?> checkpoint)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        PthWriter.Write(path, checkpoint);
+    }
+
+    /// <summary>Writes a training checkpoint in the reference layout; see <see cref="TrainingCheckpoint"/>.</summary>
+    public static void WritePyTorch(string path, TrainingCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        WritePyTorch(path, checkpoint.ToPickleTree());
+    }
+
     private static Checkpoint ReadSafetensors(string path)
     {
         var (tensors, metadata) = Safetensors.Read(path);
-        IReadOnlyDictionary<string, object?> args = new Dictionary<string, object?>();
-        if (metadata.TryGetValue(ArgsMetadataKey, out string? json))
+        try
         {
-            try
-            {
-                args = ArgsJson.Deserialize(json);
-            }
-            catch (JsonException e)
-            {
-                foreach (var tensor in tensors.Values)
-                {
-                    tensor.Dispose();
-                }
-                throw new CheckpointFormatException(path, $"the '{ArgsMetadataKey}' metadata is not a JSON object: {e.Message}", e);
-            }
+            return new Checkpoint(path, CheckpointFileFormat.Safetensors, ArgsFromMetadata(path, metadata), tensors, metadata);
         }
-        return new Checkpoint(path, CheckpointFileFormat.Safetensors, args, tensors, metadata);
+        catch (CheckpointFormatException)
+        {
+            foreach (var tensor in tensors.Values)
+            {
+                tensor.Dispose();
+            }
+            throw;
+        }
+    }
+
+    private static IReadOnlyDictionary<string, object?> ArgsFromMetadata(string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        if (!metadata.TryGetValue(ArgsMetadataKey, out string? json))
+        {
+            return new Dictionary<string, object?>();
+        }
+        try
+        {
+            return ArgsJson.Deserialize(json);
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointFormatException(path, $"the '{ArgsMetadataKey}' metadata is not a JSON object: {e.Message}", e);
+        }
     }
 }

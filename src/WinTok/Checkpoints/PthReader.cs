@@ -20,35 +20,48 @@ internal static class PthReader
     /// ckpt['trainer']['unitok'] or a top-level state_dict.</param>
     public static Checkpoint Read(string path, Stream file, IReadOnlyList<string> stateDictPath)
     {
-        ZipArchive zip;
+        using var zip = OpenZip(path, file);
+        var (top, prefix) = LoadPickle(path, zip);
+        var stateDict = stateDictPath.Count == 0 ? SelectStateDict(path, top) : FollowPath(path, top, stateDictPath);
+        var args = ReferenceEquals(stateDict, top) ? new Dictionary<string, object?>() : SelectArgs(top);
+        var tensors = new StorageLoader(path, zip, prefix).Materialize(stateDict);
+        return new Checkpoint(path, CheckpointFileFormat.PyTorch, args, tensors, new Dictionary<string, string>());
+    }
+
+    /// <summary>Returns <c>ckpt['args']</c> from data.pkl alone: no storage entry is opened, however large the file.</summary>
+    public static IReadOnlyDictionary<string, object?> ReadArgs(string path, Stream file)
+    {
+        using var zip = OpenZip(path, file);
+        return SelectArgs(LoadPickle(path, zip).Top);
+    }
+
+    private static ZipArchive OpenZip(string path, Stream file)
+    {
         try
         {
-            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            return new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
         }
         catch (InvalidDataException e)
         {
             throw new CheckpointFormatException(path, $"the zip directory is unreadable (truncated or corrupt file): {e.Message}", e);
         }
+    }
 
-        using (zip)
+    /// <summary>Unpickles <c>&lt;archive&gt;/data.pkl</c>; storages stay references into the zip.</summary>
+    internal static (PyDict Top, string Prefix) LoadPickle(string path, ZipArchive zip)
+    {
+        var pickleEntry = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
+            ?? zip.GetEntry("data.pkl")
+            ?? throw new CheckpointFormatException(path, "the zip has no data.pkl entry, so it is not a torch.save checkpoint");
+        string prefix = pickleEntry.FullName[..^"data.pkl".Length];
+        CheckByteOrder(path, zip, prefix);
+
+        object? root = PickleReader.Load(ReadEntry(path, pickleEntry), path, new TorchPickleEnvironment(path));
+        if (root is not PyDict top)
         {
-            var pickleEntry = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
-                ?? zip.GetEntry("data.pkl")
-                ?? throw new CheckpointFormatException(path, "the zip has no data.pkl entry, so it is not a torch.save checkpoint");
-            string prefix = pickleEntry.FullName[..^"data.pkl".Length];
-            CheckByteOrder(path, zip, prefix);
-
-            object? root = PickleReader.Load(ReadEntry(path, pickleEntry), path, new TorchPickleEnvironment(path));
-            if (root is not PyDict top)
-            {
-                throw new CheckpointFormatException(path, $"the pickled object is a {PickleReader.Describe(root)}, expected a dict");
-            }
-
-            var stateDict = stateDictPath.Count == 0 ? SelectStateDict(path, top) : FollowPath(path, top, stateDictPath);
-            var args = ReferenceEquals(stateDict, top) ? new Dictionary<string, object?>() : SelectArgs(top);
-            var tensors = new StorageLoader(path, zip, prefix).Materialize(stateDict);
-            return new Checkpoint(path, CheckpointFileFormat.PyTorch, args, tensors, new Dictionary<string, string>());
+            throw new CheckpointFormatException(path, $"the pickled object is a {PickleReader.Describe(root)}, expected a dict");
         }
+        return (top, prefix);
     }
 
     private static void CheckByteOrder(string path, ZipArchive zip, string prefix)
@@ -90,7 +103,7 @@ internal static class PthReader
         for (int i = 0; i < keys.Count; i++)
         {
             string where = "ckpt" + string.Concat(keys.Take(i).Select(key => $"['{key}']"));
-            if (!current.TryGet(keys[i], out object? next))
+            if (!current.TryGet(keys[i], out object? next) && !TryGetByKeyText(current, keys[i], out next))
             {
                 string available = string.Join(", ", current.Items.Take(20).Select(pair => PythonValueConverter.KeyText(pair.Key)));
                 throw new CheckpointFormatException(path, $"{where} has no key '{keys[i]}'; its keys are [{available}]");
@@ -99,6 +112,21 @@ internal static class PthReader
                 ?? throw new CheckpointFormatException(path, $"{where}['{keys[i]}'] is a {PickleReader.Describe(next)}, not a dict of tensors");
         }
         return current;
+    }
+
+    /// <summary>Finds a non-string key by its text, so that <c>"0"</c> selects an optimizer's <c>state[0]</c>.</summary>
+    private static bool TryGetByKeyText(PyDict dict, string key, out object? value)
+    {
+        foreach (var (candidate, item) in dict.Items)
+        {
+            if (candidate is not string && PythonValueConverter.KeyText(candidate) == key)
+            {
+                value = item;
+                return true;
+            }
+        }
+        value = null;
+        return false;
     }
 
     private static IReadOnlyDictionary<string, object?> SelectArgs(PyDict top)

@@ -41,22 +41,7 @@ internal static class Safetensors
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        long length = RandomAccess.GetLength(file);
-        if (length < 8)
-        {
-            throw new CheckpointFormatException(path, $"the file has {length} bytes, too short for a safetensors header length (8 bytes)");
-        }
-        Span<byte> lengthBytes = stackalloc byte[8];
-        TensorBytes.ReadExactly(file, lengthBytes, 0);
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
-        if (headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
-        {
-            throw new CheckpointFormatException(path,
-                $"the safetensors header claims {headerLength} bytes but the file has only {length - 8} after the length field (truncated, or not a safetensors file)");
-        }
-        var header = new byte[headerLength];
-        TensorBytes.ReadExactly(file, header, 8);
-        long dataStart = 8 + (long)headerLength;
+        var (header, dataStart, length) = ReadHeaderBytes(path, file);
         var (entries, metadata) = ParseHeader(path, header, length - dataStart);
 
         using var scope = torch.NewDisposeScope();
@@ -82,7 +67,44 @@ internal static class Safetensors
         return (tensors, metadata);
     }
 
-    private static (List<Entry> Entries, Dictionary<string, string> Metadata) ParseHeader(string path, byte[] header, long dataBytes)
+    /// <summary>
+    /// Reads the <c>__metadata__</c> map from the header alone: no tensor is read or checked, so a file whose data is
+    /// truncated still yields its metadata.
+    /// </summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var (header, _, _) = ReadHeaderBytes(path, file);
+        using var document = ParseJson(path, header);
+        var metadata = new Dictionary<string, string>();
+        if (document.RootElement.TryGetProperty(MetadataKey, out var element))
+        {
+            ReadMetadata(path, element, metadata);
+        }
+        return metadata;
+    }
+
+    private static (byte[] Header, long DataStart, long FileLength) ReadHeaderBytes(string path, SafeFileHandle file)
+    {
+        long length = RandomAccess.GetLength(file);
+        if (length < 8)
+        {
+            throw new CheckpointFormatException(path, $"the file has {length} bytes, too short for a safetensors header length (8 bytes)");
+        }
+        Span<byte> lengthBytes = stackalloc byte[8];
+        TensorBytes.ReadExactly(file, lengthBytes, 0);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        if (headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
+        {
+            throw new CheckpointFormatException(path,
+                $"the safetensors header claims {headerLength} bytes but the file has only {length - 8} after the length field (truncated, or not a safetensors file)");
+        }
+        var header = new byte[headerLength];
+        TensorBytes.ReadExactly(file, header, 8);
+        return (header, 8 + (long)headerLength, length);
+    }
+
+    private static JsonDocument ParseJson(string path, byte[] header)
     {
         JsonDocument document;
         try
@@ -93,12 +115,18 @@ internal static class Safetensors
         {
             throw new CheckpointFormatException(path, $"the safetensors header is not valid JSON (not a safetensors file?): {e.Message}", e);
         }
-        using (document)
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
         {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new CheckpointFormatException(path, "the safetensors header is not a JSON object");
-            }
+            document.Dispose();
+            throw new CheckpointFormatException(path, "the safetensors header is not a JSON object");
+        }
+        return document;
+    }
+
+    private static (List<Entry> Entries, Dictionary<string, string> Metadata) ParseHeader(string path, byte[] header, long dataBytes)
+    {
+        using (var document = ParseJson(path, header))
+        {
             var entries = new List<Entry>();
             var metadata = new Dictionary<string, string>();
             foreach (var property in document.RootElement.EnumerateObject())

@@ -215,7 +215,7 @@ internal sealed class PickleReader
                     {
                         string module = ReadLine(at);
                         string name = ReadLine(at);
-                        Push(environment.FindGlobal(module, name));
+                        Push(environment.FindGlobal(module, name, at));
                         break;
                     }
                 case 0x93: // STACK_GLOBAL
@@ -226,7 +226,7 @@ internal sealed class PickleReader
                         {
                             throw Fail($"STACK_GLOBAL at byte {at} expects two strings");
                         }
-                        Push(environment.FindGlobal(moduleName, globalName));
+                        Push(environment.FindGlobal(moduleName, globalName, at));
                         break;
                     }
                 case (byte)'Q': // BINPERSID

@@ -57,7 +57,8 @@ internal sealed class PyUnknownGlobal(string qualifiedName) : IPyCallable
 /// <summary>Resolves what a pickle refers to outside itself: globals by name and persistent ids.</summary>
 internal interface IPickleEnvironment
 {
-    object FindGlobal(string module, string name);
+    /// <param name="at">The byte offset of the opcode naming the global, for error messages.</param>
+    object FindGlobal(string module, string name, int at);
 
     object? PersistentLoad(object? persistentId);
 }

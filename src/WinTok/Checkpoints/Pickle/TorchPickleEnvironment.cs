@@ -25,9 +25,19 @@ internal sealed record TensorReference(StorageReference Storage, long StorageOff
 }
 
 /// <summary>
-/// Gives torch.save's globals their meaning: OrderedDict, the tensor and parameter rebuild functions, storage
-/// classes and dtypes. Every other global becomes a recorded placeholder; whether that is an error depends on
-/// where it ends up (fine in <c>args</c>, fatal where a tensor is expected).
+/// Gives torch.save's globals their meaning. Three kinds of global exist for this reader:
+/// <list type="bullet">
+/// <item>the allow-list, the only globals it constructs anything for: <c>collections.OrderedDict</c>,
+/// <c>torch._utils._rebuild_tensor_v2</c>, <c>_rebuild_parameter</c>, <c>_rebuild_parameter_with_state</c>,
+/// <c>torch.Size</c>, <c>builtins.set/frozenset/list/tuple</c> (also as <c>__builtin__</c>), <c>_codecs.encode</c>,
+/// the storage classes (<c>torch.FloatStorage</c>, ...) and dtypes (<c>torch.bfloat16</c>, ...);</item>
+/// <item>refused globals: every module that runs code, starts processes or reaches files and the network
+/// (<see cref="RefusedModules"/>) and every builtin outside <see cref="InertBuiltins"/>. A checkpoint never needs
+/// them, so naming one fails the whole read at once;</item>
+/// <item>everything else (a config class or a <c>pathlib</c> path in <c>args</c>) becomes an inert placeholder that
+/// records the call; whether that is an error depends on where it ends up (fine in <c>args</c>, fatal where a
+/// tensor is expected). No Python and no .NET type named by the pickle is ever instantiated.</item>
+/// </list>
 /// </summary>
 internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
 {
@@ -52,7 +62,47 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         "float8_e4m3fn", "float8_e5m2",
     ];
 
-    public object FindGlobal(string module, string name) => (module, name) switch
+    // The modules torch's own weights_only unpickler blocks outright (sys, os, posix, nt), and the other standard
+    // modules whose functions execute code, spawn processes, open files or sockets, or call arbitrary attributes.
+    private static readonly HashSet<string> RefusedModules =
+    [
+        "os", "posix", "nt", "sys", "subprocess", "pty", "shutil", "tempfile", "glob", "io", "_io", "socket",
+        "ssl", "urllib", "http", "ftplib", "smtplib", "webbrowser", "importlib", "pkgutil", "runpy", "code",
+        "codeop", "pdb", "bdb", "inspect", "pydoc", "timeit", "ctypes", "marshal", "pickle", "_pickle", "shelve",
+        "dill", "cloudpickle", "types", "functools", "operator", "signal", "threading", "_thread",
+        "multiprocessing", "concurrent", "asyncio", "platform", "commands", "popen2", "nturl2path",
+    ];
+
+    // Builtins that are plain value types: a placeholder for them is harmless. Every other builtin (eval, exec,
+    // getattr, open, __import__, compile, ...) is refused.
+    private static readonly HashSet<string> InertBuiltins =
+    [
+        "set", "frozenset", "list", "tuple", "dict", "bytearray", "bytes", "object", "complex", "slice", "range",
+        "int", "float", "str", "bool",
+    ];
+
+    public object FindGlobal(string module, string name, int at)
+    {
+        if (IsRefused(module, name))
+        {
+            throw new CheckpointFormatException(path,
+                $"the pickle names the global {module}.{name} (byte {at}), which can run code or reach the system; " +
+                "no checkpoint needs it, so the file is refused without constructing anything");
+        }
+        return Resolve(module, name);
+    }
+
+    internal static bool IsRefused(string module, string name)
+    {
+        if (module is "builtins" or "__builtin__")
+        {
+            return !InertBuiltins.Contains(name);
+        }
+        int dot = module.IndexOf('.');
+        return RefusedModules.Contains(dot < 0 ? module : module[..dot]);
+    }
+
+    private object Resolve(string module, string name) => (module, name) switch
     {
         ("collections", "OrderedDict") => new Function("collections.OrderedDict", NewOrderedDict),
         // Protocol 2 has no bytes opcode: Python 3 pickles bytes as _codecs.encode(text, 'latin1').
