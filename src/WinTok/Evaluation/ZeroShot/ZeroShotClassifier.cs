@@ -153,5 +153,15 @@ public sealed class ZeroShotClassifier : IDisposable
         return Logits(imageFeatures).topk(Math.Min(k, ClassCount), dim: -1).indexes.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// One batch of the reference's accuracy block: top-5 classes of <paramref name="imageFeatures"/> (B, E, normalised,
+    /// on the classifier's device) counted against <paramref name="targets"/> (B). Add the results over the dataset.
+    /// </summary>
+    public ZeroShotCounts Score(Tensor imageFeatures, Tensor targets)
+    {
+        using var topK = TopK(imageFeatures);
+        return ZeroShotCounts.Count(topK, targets);
+    }
+
     public void Dispose() => Weights.Dispose();
 }
