@@ -76,7 +76,8 @@ public sealed class ZeroShotClassifier : IDisposable
             batches.Add(embeddings.reshape(count, templates, -1).mean([1]));                            // (count, E)
         }
         var weights = F.normalize(cat(batches, 0), dim: -1);                                             // (C, E)
-        return new ZeroShotClassifier(weights.MoveToOuterDisposeScope(), KeyFor(tower.Identity, protocol), protocol.LogitScale);
+        // The classifier owns its weights until Dispose, whatever scope the caller has open.
+        return new ZeroShotClassifier(weights.DetachFromDisposeScope(), KeyFor(tower.Identity, protocol), protocol.LogitScale);
     }
 
     /// <summary>
@@ -115,7 +116,12 @@ public sealed class ZeroShotClassifier : IDisposable
                 || !metadata.TryGetValue(ScaleMetadata, out var scale))
                 throw new CheckpointFormatException(path, $"it is not a saved zero-shot classifier (needs a 2-D '{WeightsName}' tensor and '{KeyMetadata}', '{ScaleMetadata}' metadata)");
             if (key != expectedKey) return null;
-            return new ZeroShotClassifier(weights.to(ScalarType.Float32).to(device).DetachFromDisposeScope(), key, double.Parse(scale, CultureInfo.InvariantCulture));
+            tensors.Remove(WeightsName);
+            Tensor placed;
+            using (var scope = NewDisposeScope())
+                placed = weights.to(ScalarType.Float32).to(device).DetachFromDisposeScope();
+            if (!ReferenceEquals(placed, weights)) weights.Dispose();
+            return new ZeroShotClassifier(placed, key, double.Parse(scale, CultureInfo.InvariantCulture));
         }
         finally
         {
