@@ -52,8 +52,20 @@ internal sealed record HfTokenizerFiles(
         var jsonPath = Path.Combine(folder, JsonFile);
         using var config = ParseJson(configPath);
         using var tokenizerJson = File.Exists(jsonPath) ? ParseJson(jsonPath) : null;
-        var c = config.RootElement;
-        var t = tokenizerJson?.RootElement;
+        try
+        {
+            return Read(config.RootElement, tokenizerJson?.RootElement, configPath, jsonPath, vocabulary, modelPieces);
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            // GetProperty/GetInt32/GetBoolean on a file whose structure is not what transformers writes.
+            throw new InvalidDataException($"{configPath} or {jsonPath} is not shaped as transformers writes it: {e.Message}", e);
+        }
+    }
+
+    private static HfTokenizerFiles Read(JsonElement c, JsonElement? t, string configPath, string jsonPath,
+        IReadOnlyDictionary<string, int> vocabulary, IReadOnlyList<(string Piece, PieceType Type)> modelPieces)
+    {
 
         int IdOf(string token, string file) => vocabulary.TryGetValue(token, out int id)
             ? id
