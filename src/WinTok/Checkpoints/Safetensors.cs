@@ -38,7 +38,12 @@ internal static class Safetensors
 
     private sealed record Entry(string Name, ScalarType Type, long[] Shape, long Begin, long End);
 
-    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
+    /// <param name="path">The file.</param>
+    /// <param name="include">
+    /// Which tensors to read, by name; all when null. The others are never read, so taking the text tower out of a full
+    /// SigLIP2 checkpoint does not load its vision tower.
+    /// </param>
+    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path, Func<string, bool>? include = null)
     {
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         var (header, dataStart, length) = ReadHeaderBytes(path, file);
@@ -46,7 +51,7 @@ internal static class Safetensors
 
         using var scope = torch.NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>();
-        foreach (var entry in entries)
+        foreach (var entry in entries.Where(e => include is null || include(e.Name)))
         {
             var tensor = torch.empty(entry.Shape, entry.Type);
             try

@@ -1,5 +1,7 @@
+using WinTok.Evaluation.ZeroShot;
 using WinTok.Inference;
 using WinTok.Model;
+using WinTok.Tests.ZeroShot;
 using static TorchSharp.torch;
 
 namespace WinTok.Tests.Model;
@@ -28,6 +30,28 @@ public sealed class NativeMemoryTests
 
         for (var batch = 0; batch < 1000; batch++)
             session.Tokenize(levels, 2, semantic: true);
+
+        Assert.Equal(before, TorchSharp.torch.Tensor.TotalCount);
+    }
+
+    [Fact]
+    public void ZeroShotBatchesInALoop_KeepTheLiveTensorCountFlat()
+    {
+        var fixture = ZeroShotFixture.Get();
+        var protocol = ZeroShotProtocol.WinTokImageNet with { ClassNames = ["tench", "goldfish"], Templates = ["a photo of a {}."] };
+        using var classifier = ZeroShotClassifier.Build(fixture.Tower, protocol);
+        using var features = nn.functional.normalize(randn(4, fixture.Tower.Width), dim: -1);
+        using var targets = tensor(new long[] { 0, 1, 1, 0 });
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var before = TorchSharp.torch.Tensor.TotalCount;
+
+        for (var batch = 0; batch < 20; batch++)
+        {
+            using (var embedded = fixture.Tower.EncodeTexts(protocol.Prompts(0, 2))) { }
+            classifier.Score(features, targets);
+        }
 
         Assert.Equal(before, TorchSharp.torch.Tensor.TotalCount);
     }
