@@ -21,7 +21,8 @@ namespace WinTok.Text;
 /// <c>&lt;/w&gt;</c>, CLIP's regex as pre-tokenizer), checked id for id against the reference on the test prompts.
 /// The cleaning is ours (<see cref="Clean"/>); open_clip calls ftfy, of which we apply the parts that act on text that
 /// is not mojibake. Known differences from the reference, none of which a class name or prompt template triggers:
-/// ftfy's mojibake repair (fix_encoding, restore_byte_a0, replace_lossy_sequences, decode_inconsistent_utf8,
+/// Unicode NFC composition is not done (the build runs without ICU), so decomposed accents and halfwidth katakana with
+/// voiced marks stay decomposed; ftfy's mojibake repair (fix_encoding, restore_byte_a0, replace_lossy_sequences, decode_inconsistent_utf8,
 /// fix_c1_controls) is not done; HTML entities are decoded by .NET's <see cref="WebUtility.HtmlDecode(string)"/>, which
 /// unlike Python's <c>html.unescape</c> needs the closing semicolon, and ftfy's upper-case entity forms are not known;
 /// .NET lower-cases one character at a time (Python maps 'İ' to two characters); and letters or digits outside the
@@ -52,6 +53,13 @@ public sealed class ClipTokenizer
     private static readonly Regex Whitespace = new(@"\s+", RegexOptions.CultureInvariant | RegexOptions.Compiled);
     private static readonly Regex TerminalEscape = new("\u001b\\[((?:\\d|;)*)([a-zA-Z])", RegexOptions.CultureInvariant | RegexOptions.Compiled);
     private static readonly Lazy<ClipTokenizer> SharedInstance = new(() => FromStream(OpenVocabulary()));
+
+    // NFKC of U+FF5F..U+FFEF (halfwidth CJK punctuation, katakana and Hangul, fullwidth symbols, halfwidth arrows and
+    // shapes), '\0' where NFKC leaves the character alone: the table ftfy's fix_character_width builds, taken from Python
+    // 3.11's unicodedata (Unicode 14) as data, because string.Normalize needs ICU, which this build runs without.
+    // U+FFE3 maps to two characters and is handled on its own.
+    private const string WidthForms =
+        "\u2985\u2986\u3002\u300C\u300D\u3001\u30FB\u30F2\u30A1\u30A3\u30A5\u30A7\u30A9\u30E3\u30E5\u30E7\u30C3\u30FC\u30A2\u30A4\u30A6\u30A8\u30AA\u30AB\u30AD\u30AF\u30B1\u30B3\u30B5\u30B7\u30B9\u30BB\u30BD\u30BF\u30C1\u30C4\u30C6\u30C8\u30CA\u30CB\u30CC\u30CD\u30CE\u30CF\u30D2\u30D5\u30D8\u30DB\u30DE\u30DF\u30E0\u30E1\u30E2\u30E4\u30E6\u30E8\u30E9\u30EA\u30EB\u30EC\u30ED\u30EF\u30F3\u3099\u309A\u1160\u1100\u1101\u11AA\u1102\u11AC\u11AD\u1103\u1104\u1105\u11B0\u11B1\u11B2\u11B3\u11B4\u11B5\u111A\u1106\u1107\u1108\u1121\u1109\u110A\u110B\u110C\u110D\u110E\u110F\u1110\u1111\u1112\u0000\u0000\u0000\u1161\u1162\u1163\u1164\u1165\u1166\u0000\u0000\u1167\u1168\u1169\u116A\u116B\u116C\u0000\u0000\u116D\u116E\u116F\u1170\u1171\u1172\u0000\u0000\u1173\u1174\u1175\u0000\u0000\u0000\u00A2\u00A3\u00AC\u0000\u00A6\u00A5\u20A9\u0000\u2502\u2190\u2191\u2192\u2193\u25A0\u25CB\u0000";
 
     private readonly BpeTokenizer bpe;
 
@@ -158,6 +166,8 @@ public sealed class ClipTokenizer
                 .Replace('\u2028', '\n').Replace('\u2029', '\n').Replace('\u0085', '\n');
             text = TerminalEscape.Replace(text, "");
             text = RemoveControlCharacters(text);
+            // NFC needs ICU: under the repository's InvariantGlobalization this leaves the text as it is, so decomposed
+            // accents stay decomposed (a documented gap; typed text and every prompt template are composed already).
             text = text.Normalize(NormalizationForm.FormC);
             if (text == before) return text;
         }
@@ -193,8 +203,10 @@ public sealed class ClipTokenizer
                 case 'ﬅ': builder.Append("ſt"); break;
                 case 'ﬆ': builder.Append("st"); break;
                 case '\u3000': builder.Append(' '); break;
-                // ftfy maps U+FF01..U+FFEF to their NFKC forms where those differ.
-                case >= '\uFF01' and <= '\uFFEF': builder.Append(c.ToString().Normalize(NormalizationForm.FormKC)); break;
+                // ftfy maps U+FF01..U+FFEF to their NFKC forms where those differ (tables below).
+                case >= '\uFF01' and <= '\uFF5E': builder.Append((char)(c - 0xFEE0)); break;
+                case '\uFFE3': builder.Append(" \u0304"); break;
+                case >= '\uFF5F' and <= '\uFFEF' when WidthForms[c - 0xFF5F] != '\0': builder.Append(WidthForms[c - 0xFF5F]); break;
                 // ftfy's uncurl_quotes: U+02BC and U+2018..U+201B to ', U+201C..U+201F to ".
                 case '\u02BC' or (>= '\u2018' and <= '\u201B'): builder.Append('\''); break;
                 case >= '\u201C' and <= '\u201F': builder.Append('"'); break;
