@@ -5,7 +5,10 @@ namespace WinTok.Inference;
 
 /// <summary>How to build a model from a checkpoint whose own args do not say everything.</summary>
 /// <param name="Kind">The architecture (<see cref="ModelKinds"/>); null detects it from the checkpoint.</param>
-/// <param name="EncoderPreset">WinTok: a SigLIP encoder preset name (<see cref="EncoderShape.Presets"/>).</param>
+/// <param name="EncoderPreset">
+/// WinTok: a SigLIP encoder preset name (<see cref="EncoderShape.Presets"/>). UniTok: a ViTamin preset name
+/// (<see cref="ViTaminShape.Presets"/>), for a checkpoint whose <c>args.model</c> names none.
+/// </param>
 /// <param name="EncoderConfigJson">WinTok: the contents of an HF SigLIP vision <c>config.json</c> giving the encoder shape.</param>
 public sealed record ModelLoadOptions(string? Kind = null, string? EncoderPreset = null, string? EncoderConfigJson = null)
 {
@@ -25,12 +28,52 @@ public static class TokenizerCheckpoints
     /// <summary>Loads <paramref name="path"/>; <paramref name="sha256"/> is the content hash when the caller already knows it.</summary>
     public static LoadedTokenizer Load(string path, ModelLoadOptions options, string? sha256 = null)
     {
-        var kind = options.Kind ?? ModelKinds.WinTok;
-        if (kind != ModelKinds.WinTok)
-            throw new ArgumentException($"Unknown model kind '{kind}'; choose one of {string.Join(", ", ModelKinds.All)}");
-        var loaded = WinTokCheckpoint.Load(path, EncoderShapeFrom(options), sha256: sha256);
-        return new LoadedTokenizer(loaded.Model, path, loaded.Sha256);
+        if (options.Kind is { } given && !ModelKinds.All.Contains(given))
+            throw new ArgumentException($"Unknown model kind '{given}'; choose one of {string.Join(", ", ModelKinds.All)}");
+        using var checkpoint = CheckpointFile.Read(path);
+        var kind = options.Kind ?? DetectKind(checkpoint);
+        if (kind == ModelKinds.UniTok)
+        {
+            if (options.EncoderConfigJson is not null)
+                throw new ArgumentException("An encoder config.json describes a SigLIP encoder; a UniTok checkpoint takes a ViTamin preset name, if anything");
+            var unitok = UniTokCheckpoint.Load(checkpoint, ViTaminShapeFrom(options), sha256: sha256);
+            return new LoadedTokenizer(unitok.Model, path, unitok.Sha256);
+        }
+        var wintok = WinTokCheckpoint.Load(checkpoint, EncoderShapeFrom(options), sha256: sha256);
+        return new LoadedTokenizer(wintok.Model, path, wintok.Sha256);
     }
+
+    /// <summary>
+    /// The architecture a checkpoint holds: from its args when they say (UniTok's <c>args.model</c> is a timm ViTamin
+    /// name; WinTok's args name its semantic tokens and decoder), else from its state_dict keys (UniTok's hybrid conv
+    /// stem and text tower, WinTok's SigLIP encoder and semantic tokens).
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">Neither args nor keys belong to a known kind.</exception>
+    public static string DetectKind(Checkpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var args = checkpoint.Args;
+        if (ReferenceArgs.Text(args, "model") is { } model && model.StartsWith("vitamin", StringComparison.OrdinalIgnoreCase))
+            return ModelKinds.UniTok;
+        if (args.ContainsKey("num_latent_tokens") || args.ContainsKey("decoder_rec_depth"))
+            return ModelKinds.WinTok;
+        var keys = checkpoint.StateDict.Keys.ToList();
+        bool HasPrefix(string prefix) => keys.Any(key => key.StartsWith(prefix, StringComparison.Ordinal));
+        if (HasPrefix("encoder.patch_embed.backbone.") || HasPrefix(UniTokCheckpoint.TextEncoderPrefix))
+            return ModelKinds.UniTok;
+        if (HasPrefix("encoder.vision_model.") || checkpoint.StateDict.ContainsKey("query_tokens"))
+            return ModelKinds.WinTok;
+        throw new CheckpointFormatException(checkpoint.Path,
+            $"neither its args nor its {keys.Count} tensor names say which model it holds ({string.Join(", ", ModelKinds.All)}); pass the kind explicitly");
+    }
+
+    /// <summary>The ViTamin shape a UniTok load should use: a named preset, or null (from <c>args.model</c>).</summary>
+    public static ViTaminShape? ViTaminShapeFrom(ModelLoadOptions options) => options.EncoderPreset switch
+    {
+        null => null,
+        var preset when ViTaminShape.Presets.TryGetValue(preset, out var shape) => shape,
+        var preset => throw new ArgumentException($"Unknown ViTamin preset '{preset}'; choose one of {string.Join(", ", ViTaminShape.Presets.Keys)}"),
+    };
 
     /// <summary>The encoder shape a WinTok load should use: a named preset, an HF config.json, or null (from the args).</summary>
     public static EncoderShape? EncoderShapeFrom(ModelLoadOptions options)

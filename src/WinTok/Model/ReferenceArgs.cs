@@ -100,7 +100,7 @@ public static class ReferenceArgs
             Get("intermediate_size"), Get("patch_size"), Get("image_size"), Real(config, "layer_norm_eps", 1e-6));
     }
 
-    private static int Int(IReadOnlyDictionary<string, object?> args, string name, int fallback) => args.TryGetValue(name, out var v) && v is not null
+    internal static int Int(IReadOnlyDictionary<string, object?> args, string name, int fallback) => args.TryGetValue(name, out var v) && v is not null
         ? v switch
         {
             long l => checked((int)l),
@@ -111,7 +111,7 @@ public static class ReferenceArgs
         }
         : fallback;
 
-    private static double Real(IReadOnlyDictionary<string, object?> args, string name, double fallback) => args.TryGetValue(name, out var v) && v is not null
+    internal static double Real(IReadOnlyDictionary<string, object?> args, string name, double fallback) => args.TryGetValue(name, out var v) && v is not null
         ? v switch
         {
             double d => d,
@@ -123,7 +123,7 @@ public static class ReferenceArgs
         }
         : fallback;
 
-    private static string? Text(IReadOnlyDictionary<string, object?> args, string name) => args.TryGetValue(name, out var v)
+    internal static string? Text(IReadOnlyDictionary<string, object?> args, string name) => args.TryGetValue(name, out var v)
         ? v switch
         {
             null => null,

@@ -22,6 +22,13 @@ public static class WinTokCheckpoint
     public static LoadedCheckpoint Load(string path, EncoderShape? encoder = null, IReadOnlyDictionary<string, object?>? args = null, string? sha256 = null)
     {
         using var checkpoint = CheckpointFile.Read(path);
+        return Load(checkpoint, encoder, args, sha256);
+    }
+
+    /// <summary>As <see cref="Load(string, EncoderShape?, IReadOnlyDictionary{string, object?}?, string?)"/>, from a checkpoint already read.</summary>
+    public static LoadedCheckpoint Load(Checkpoint checkpoint, EncoderShape? encoder = null, IReadOnlyDictionary<string, object?>? args = null, string? sha256 = null)
+    {
+        var path = checkpoint.Path;
         args ??= checkpoint.Args;
         if (args.Count == 0 && encoder is null)
             throw new CheckpointFormatException(path, "it carries no args, so its configuration is unknown; pass the args or an encoder preset");
