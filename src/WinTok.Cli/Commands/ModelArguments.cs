@@ -19,8 +19,9 @@ internal sealed class ModelArguments
 
     public Option<string?> Encoder { get; } = new Option<string?>("--encoder")
     {
-        Description = "WinTok encoder preset when the checkpoint's args do not name the tower: " + string.Join(", ", EncoderShape.Presets.Keys) + ".",
-    }.AcceptOnlyFromAmong([.. EncoderShape.Presets.Keys]);
+        Description = "Encoder preset when the checkpoint's args do not name the tower: WinTok " + string.Join(", ", EncoderShape.Presets.Keys)
+            + "; UniTok " + string.Join(", ", ViTaminShape.Presets.Keys) + ".",
+    }.AcceptOnlyFromAmong([.. EncoderShape.Presets.Keys, .. ViTaminShape.Presets.Keys]);
 
     public Option<FileInfo?> EncoderConfig { get; } = new("--encoder-config")
     {

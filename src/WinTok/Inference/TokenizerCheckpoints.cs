@@ -15,6 +15,12 @@ public sealed record ModelLoadOptions(string? Kind = null, string? EncoderPreset
     public static ModelLoadOptions Default { get; } = new();
 }
 
+/// <summary>What a checkpoint's args say about its model, read without its tensors.</summary>
+/// <param name="Kind">The architecture (<see cref="ModelKinds"/>).</param>
+/// <param name="ImageSize">The model's input side in pixels.</param>
+/// <param name="ArgsJson">The configuration in the reference's <c>Args</c> names, as JSON.</param>
+public sealed record CheckpointSummary(string Kind, int ImageSize, string ArgsJson);
+
 /// <summary>A model built and strictly loaded from a checkpoint file, with the file's content hash.</summary>
 public sealed record LoadedTokenizer(ITokenizerModel Model, string Path, string Sha256);
 
@@ -44,6 +50,43 @@ public static class TokenizerCheckpoints
     }
 
     /// <summary>
+    /// The configuration of <paramref name="path"/> from its args alone (the pickle of a .pth, the header of a
+    /// safetensors file): what a submitter needs to know, without reading gigabytes of tensors. Only when neither the
+    /// options nor the args say which kind it is are the tensor names read.
+    /// </summary>
+    public static CheckpointSummary Summarize(string path, ModelLoadOptions options)
+    {
+        if (options.Kind is { } given && !ModelKinds.All.Contains(given))
+            throw new ArgumentException($"Unknown model kind '{given}'; choose one of {string.Join(", ", ModelKinds.All)}");
+        var args = CheckpointFile.ReadArgs(path);
+        var kind = options.Kind ?? KindFromArgs(args);
+        if (kind is null)
+        {
+            using var checkpoint = CheckpointFile.Read(path);
+            kind = DetectKind(checkpoint);
+        }
+        if (kind == ModelKinds.UniTok)
+        {
+            var unitok = UniTokArgs.ToConfig(args, ViTaminShapeFrom(options));
+            return new CheckpointSummary(kind, unitok.ImgSize, System.Text.Json.JsonSerializer.Serialize(UniTokArgs.FromConfig(unitok)));
+        }
+        if (args.Count == 0 && options.EncoderPreset is null && options.EncoderConfigJson is null)
+            throw new CheckpointFormatException(path, "it carries no args, so its configuration is unknown; pass the args or an encoder preset");
+        var wintok = ReferenceArgs.ToConfig(args, EncoderShapeFrom(options));
+        return new CheckpointSummary(kind, wintok.Encoder.ImageSize, System.Text.Json.JsonSerializer.Serialize(ReferenceArgs.FromConfig(wintok)));
+    }
+
+    /// <summary>The kind a checkpoint's args name, or null when they say nothing either way.</summary>
+    private static string? KindFromArgs(IReadOnlyDictionary<string, object?> args)
+    {
+        if (ReferenceArgs.Text(args, "model") is { } model && model.StartsWith("vitamin", StringComparison.OrdinalIgnoreCase))
+            return ModelKinds.UniTok;
+        if (args.ContainsKey("num_latent_tokens") || args.ContainsKey("decoder_rec_depth"))
+            return ModelKinds.WinTok;
+        return null;
+    }
+
+    /// <summary>
     /// The architecture a checkpoint holds: from its args when they say (UniTok's <c>args.model</c> is a timm ViTamin
     /// name; WinTok's args name its semantic tokens and decoder), else from its state_dict keys (UniTok's hybrid conv
     /// stem and text tower, WinTok's SigLIP encoder and semantic tokens).
@@ -52,11 +95,7 @@ public static class TokenizerCheckpoints
     public static string DetectKind(Checkpoint checkpoint)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        var args = checkpoint.Args;
-        if (ReferenceArgs.Text(args, "model") is { } model && model.StartsWith("vitamin", StringComparison.OrdinalIgnoreCase))
-            return ModelKinds.UniTok;
-        if (args.ContainsKey("num_latent_tokens") || args.ContainsKey("decoder_rec_depth"))
-            return ModelKinds.WinTok;
+        if (KindFromArgs(checkpoint.Args) is { } kind) return kind;
         var keys = checkpoint.StateDict.Keys.ToList();
         bool HasPrefix(string prefix) => keys.Any(key => key.StartsWith(prefix, StringComparison.Ordinal));
         if (HasPrefix("encoder.patch_embed.backbone.") || HasPrefix(UniTokCheckpoint.TextEncoderPrefix))
