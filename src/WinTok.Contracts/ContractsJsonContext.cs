@@ -11,4 +11,5 @@ namespace WinTok.Contracts;
     RespectNullableAnnotations = true,
     RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(TokenizePartition))]
+[JsonSerializable(typeof(EvaluatePartition))]
 public sealed partial class ContractsJsonContext : JsonSerializerContext;

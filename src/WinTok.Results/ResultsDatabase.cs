@@ -1,4 +1,7 @@
 using System.Data.Common;
+using Dapper;
+using Microsoft.Extensions.DependencyInjection;
+using Polly;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -10,7 +13,10 @@ namespace WinTok.Results;
 /// SQLite. PostgreSQL connections come from the one <see cref="NpgsqlDataSource"/> (pooled); SQLite ones are opened
 /// per call in WAL mode with foreign keys on.
 /// </summary>
-public sealed class ResultsDatabase(IOptions<ResultsDatabaseOptions> options, IServiceProvider services)
+public sealed class ResultsDatabase(
+    IOptions<ResultsDatabaseOptions> options,
+    [FromKeyedServices(ResultsDatabase.PipelineKey)] ResiliencePipeline pipeline,
+    IServiceProvider services)
 {
     /// <summary>The name of the database's retry pipeline (<c>Resilience:Database</c>).</summary>
     public const string PipelineKey = "Database";
@@ -69,4 +75,26 @@ public sealed class ResultsDatabase(IOptions<ResultsDatabaseOptions> options, IS
             throw;
         }
     }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in one transaction on a fresh connection, inside the database pipeline: a call that
+    /// fails on a lost connection is retried whole, so every repository method must be idempotent.
+    /// </summary>
+    internal async Task<T> InTransactionAsync<T>(Func<DbConnection, DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
+    {
+        return await pipeline.ExecuteAsync(async token =>
+        {
+            await using var connection = await OpenConnectionAsync(token);
+            await using var transaction = await connection.BeginTransactionAsync(token);
+            var result = await work(connection, transaction, token);
+            await transaction.CommitAsync(token);
+            return result;
+        }, cancellationToken);
+    }
+
+    internal CommandDefinition Command(string sql, object? parameters, DbTransaction transaction, CancellationToken cancellationToken) =>
+        new(sql, parameters, transaction, CommandTimeoutSeconds, cancellationToken: cancellationToken);
+
+    internal Task<int> ExecuteAsync(DbConnection connection, DbTransaction transaction, string sql, object? parameters, CancellationToken cancellationToken) =>
+        connection.ExecuteAsync(Command(sql, parameters, transaction, cancellationToken));
 }

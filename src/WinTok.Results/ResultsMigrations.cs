@@ -142,5 +142,44 @@ internal static class ResultsMigrations
                 ALTER TABLE partitions ADD COLUMN items INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE partitions ADD COLUMN items_done INTEGER NOT NULL DEFAULT 0;
                 """),
+        new(3, "evaluations: what each evaluation measured, on what, under which protocol",
+            Postgres: """
+                CREATE TABLE evaluations (
+                    job_id uuid PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+                    checkpoint_sha256 text NOT NULL,
+                    checkpoint_path text NOT NULL,
+                    model_kind text NOT NULL,
+                    dataset text NOT NULL,
+                    dataset_name text NOT NULL,
+                    preprocessing text NOT NULL,
+                    protocol text NOT NULL,
+                    image_count bigint NOT NULL,
+                    schedule_name text NULL,
+                    training_epoch integer NULL,
+                    training_iteration bigint NULL,
+                    created_at timestamptz NOT NULL
+                );
+                CREATE INDEX evaluations_checkpoint ON evaluations (checkpoint_sha256, protocol);
+                CREATE INDEX evaluations_schedule ON evaluations (schedule_name, created_at);
+                """,
+            Sqlite: """
+                CREATE TABLE evaluations (
+                    job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+                    checkpoint_sha256 TEXT NOT NULL,
+                    checkpoint_path TEXT NOT NULL,
+                    model_kind TEXT NOT NULL,
+                    dataset TEXT NOT NULL,
+                    dataset_name TEXT NOT NULL,
+                    preprocessing TEXT NOT NULL,
+                    protocol TEXT NOT NULL,
+                    image_count INTEGER NOT NULL,
+                    schedule_name TEXT NULL,
+                    training_epoch INTEGER NULL,
+                    training_iteration INTEGER NULL,
+                    created_at TEXT NOT NULL
+                );
+                CREATE INDEX evaluations_checkpoint ON evaluations (checkpoint_sha256, protocol);
+                CREATE INDEX evaluations_schedule ON evaluations (schedule_name, created_at);
+                """),
     ];
 }

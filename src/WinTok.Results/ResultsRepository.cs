@@ -14,7 +14,6 @@ namespace WinTok.Results;
 /// </summary>
 public sealed class ResultsRepository(
     ResultsDatabase database,
-    [FromKeyedServices(ResultsDatabase.PipelineKey)] ResiliencePipeline pipeline,
     TimeProvider timeProvider,
     ILogger<ResultsRepository> logger)
 {
@@ -45,10 +44,10 @@ public sealed class ResultsRepository(
 
     /// <summary>Records a queued job. Returns false when a job with that id already exists (a resubmission).</summary>
     public Task<bool> CreateJobAsync(NewJob job, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            var inserted = await ExecuteAsync(connection, transaction, $"""
+            var inserted = await database.ExecuteAsync(connection, transaction, $"""
                 INSERT INTO jobs (id, kind, status, spec, partition_count, created_at, updated_at)
                 VALUES (@Id, @Kind, 'queued', {database.Json("@SpecJson")}, 0, @Now, @Now)
                 ON CONFLICT (id) DO NOTHING
@@ -58,13 +57,13 @@ public sealed class ResultsRepository(
 
     /// <summary>Adds pending partitions with their specs (existing ones are left alone) and updates the job's partition count; returns how many were new.</summary>
     public Task<int> AddPartitionsAsync(Guid jobId, IReadOnlyCollection<NewPartition> partitions, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
-            var added = await ExecuteAsync(connection, transaction, $"""
+            var added = await database.ExecuteAsync(connection, transaction, $"""
                 INSERT INTO partitions (job_id, partition_index, status, spec, items) VALUES (@JobId, @Index, 'pending', {database.Json("@SpecJson")}, @Items)
                 ON CONFLICT (job_id, partition_index) DO NOTHING
                 """, partitions.Select(p => new { JobId = jobId, p.Index, p.SpecJson, p.Items }), token);
-            await ExecuteAsync(connection, transaction, """
+            await database.ExecuteAsync(connection, transaction, """
                 UPDATE jobs SET partition_count = (SELECT COUNT(*) FROM partitions WHERE job_id = @JobId), updated_at = @Now
                 WHERE id = @JobId
                 """, new { JobId = jobId, Now = timeProvider.GetUtcNow() }, token);
@@ -73,7 +72,7 @@ public sealed class ResultsRepository(
 
     /// <summary>One partition, its spec and commit record included; null when there is no such partition.</summary>
     public Task<PartitionRecord?> GetPartitionAsync(Guid jobId, int partition, CancellationToken cancellationToken) =>
-        RunAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<PartitionRecord>(Command($"""
+        database.InTransactionAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<PartitionRecord>(database.Command($"""
             SELECT {PartitionColumns} FROM partitions WHERE job_id = @JobId AND partition_index = @Partition
             """, new { JobId = jobId, Partition = partition }, transaction, token)), cancellationToken);
 
@@ -83,11 +82,11 @@ public sealed class ResultsRepository(
     /// </summary>
     public Task<PartitionClaim> TryClaimPartitionAsync(
         Guid jobId, int partition, string worker, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
             var leaseUntil = now + leaseDuration;
-            var attempt = await connection.QuerySingleOrDefaultAsync<int?>(Command($"""
+            var attempt = await connection.QuerySingleOrDefaultAsync<int?>(database.Command($"""
                 UPDATE partitions
                 SET status = 'running', attempt = attempt + 1, worker = @Worker, lease_expires_at = @LeaseUntil,
                     heartbeat_at = @Now, started_at = @Now, error = NULL, items_done = 0
@@ -98,7 +97,7 @@ public sealed class ResultsRepository(
                 """, new { JobId = jobId, Partition = partition, Worker = worker, LeaseUntil = leaseUntil, Now = now }, transaction, token));
             if (attempt is { } claimed)
             {
-                await ExecuteAsync(connection, transaction, """
+                await database.ExecuteAsync(connection, transaction, """
                     UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, @Now), updated_at = @Now
                     WHERE id = @JobId AND status = 'queued'
                     """, new { JobId = jobId, Now = now }, token);
@@ -106,7 +105,7 @@ public sealed class ResultsRepository(
                 return new PartitionClaim(ClaimOutcome.Claimed, claimed, worker, leaseUntil);
             }
 
-            var current = await connection.QuerySingleOrDefaultAsync<PartitionState>(Command("""
+            var current = await connection.QuerySingleOrDefaultAsync<PartitionState>(database.Command("""
                 SELECT p.status, p.attempt, p.worker, p.lease_expires_at, j.status AS job_status
                 FROM partitions p JOIN jobs j ON j.id = p.job_id
                 WHERE p.job_id = @JobId AND p.partition_index = @Partition
@@ -125,10 +124,10 @@ public sealed class ResultsRepository(
     /// <summary>Extends the lease while <paramref name="worker"/> still holds the partition; false when it lost it.</summary>
     /// <remarks><paramref name="itemsDone"/> is the attempt's progress so far (images finished), shown by progress displays.</remarks>
     public Task<bool> RenewLeaseAsync(Guid jobId, int partition, string worker, TimeSpan leaseDuration, int itemsDone, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            return await ExecuteAsync(connection, transaction, """
+            return await database.ExecuteAsync(connection, transaction, """
                 UPDATE partitions SET lease_expires_at = @LeaseUntil, heartbeat_at = @Now, items_done = @ItemsDone
                 WHERE job_id = @JobId AND partition_index = @Partition AND status = 'running' AND worker = @Worker
                 """, new { JobId = jobId, Partition = partition, Worker = worker, LeaseUntil = now + leaseDuration, Now = now, ItemsDone = itemsDone }, token) == 1;
@@ -140,7 +139,7 @@ public sealed class ResultsRepository(
     /// False when <paramref name="worker"/> no longer held it.
     /// </summary>
     public Task<bool> ReleasePartitionAsync(Guid jobId, int partition, string worker, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) => await ExecuteAsync(connection, transaction, """
+        database.InTransactionAsync(async (connection, transaction, token) => await database.ExecuteAsync(connection, transaction, """
             UPDATE partitions SET status = 'pending', worker = NULL, lease_expires_at = NULL
             WHERE job_id = @JobId AND partition_index = @Partition AND status = 'running' AND worker = @Worker
             """, new { JobId = jobId, Partition = partition, Worker = worker }, token) == 1, cancellationToken);
@@ -152,10 +151,10 @@ public sealed class ResultsRepository(
     /// deterministic, and the blob store's create-only upload has already settled any race.
     /// </summary>
     public Task<CommitResult> CommitPartitionAsync(PartitionCommit commit, IReadOnlyCollection<ItemFailure> failures, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            var updated = await ExecuteAsync(connection, transaction, $"""
+            var updated = await database.ExecuteAsync(connection, transaction, $"""
                 UPDATE partitions
                 SET status = 'committed', worker = @Worker, shard_path = @OutputPath, row_count = @RowCount, byte_count = @ByteCount,
                     sha256 = @Sha256, failures_count = @FailuresCount, committed_at = @Now, duration_ms = @DurationMs,
@@ -169,7 +168,7 @@ public sealed class ResultsRepository(
 
             if (updated == 0)
             {
-                var existing = await connection.QuerySingleOrDefaultAsync<PartitionRecord>(Command($"""
+                var existing = await connection.QuerySingleOrDefaultAsync<PartitionRecord>(database.Command($"""
                     SELECT {PartitionColumns} FROM partitions WHERE job_id = @JobId AND partition_index = @Partition
                     """, new { commit.JobId, commit.Partition }, transaction, token))
                     ?? throw new InvalidOperationException($"Job {commit.JobId} has no partition {commit.Partition}");
@@ -179,13 +178,13 @@ public sealed class ResultsRepository(
 
             if (failures.Count > 0)
             {
-                await ExecuteAsync(connection, transaction, """
+                await database.ExecuteAsync(connection, transaction, """
                     INSERT INTO item_failures (job_id, partition_index, item_key, source, reason, created_at)
                     VALUES (@JobId, @Partition, @Key, @Source, @Reason, @Now)
                     ON CONFLICT (job_id, partition_index, item_key) DO NOTHING
                     """, failures.Select(f => new { commit.JobId, commit.Partition, f.Key, f.Source, f.Reason, Now = now }), token);
             }
-            await ExecuteAsync(connection, transaction, "UPDATE jobs SET updated_at = @Now WHERE id = @JobId",
+            await database.ExecuteAsync(connection, transaction, "UPDATE jobs SET updated_at = @Now WHERE id = @JobId",
                 new { commit.JobId, Now = now }, token);
             Log.CommittedPartition(logger, commit.JobId, commit.Partition, commit.RowCount, failures.Count, commit.DurationMs);
             return new CommitResult(AlreadyCommitted: false, commit.Sha256);
@@ -196,13 +195,13 @@ public sealed class ResultsRepository(
     /// pending or running, the job fails too. Returns false when the partition was already committed (or absent).
     /// </summary>
     public Task<bool> MarkPartitionFailedAsync(Guid jobId, int partition, string worker, string error, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
             // Lock the job row first: concurrent failures of the last two partitions then see each other.
-            await connection.ExecuteScalarAsync<string>(Command($"SELECT status FROM jobs WHERE id = @JobId{database.ForUpdate}",
+            await connection.ExecuteScalarAsync<string>(database.Command($"SELECT status FROM jobs WHERE id = @JobId{database.ForUpdate}",
                 new { JobId = jobId }, transaction, token));
-            var updated = await ExecuteAsync(connection, transaction, """
+            var updated = await database.ExecuteAsync(connection, transaction, """
                 UPDATE partitions SET status = 'failed', worker = @Worker, error = @Error, lease_expires_at = NULL
                 WHERE job_id = @JobId AND partition_index = @Partition AND status <> 'committed'
                 """, new { JobId = jobId, Partition = partition, Worker = worker, Error = error, Now = now }, token);
@@ -211,7 +210,7 @@ public sealed class ResultsRepository(
                 return false;
             }
             Log.PartitionFailed(logger, jobId, partition, worker, error);
-            await ExecuteAsync(connection, transaction, """
+            await database.ExecuteAsync(connection, transaction, """
                 UPDATE jobs
                 SET status = 'failed', finished_at = @Now, updated_at = @Now,
                     error = (SELECT COUNT(*) FROM partitions WHERE job_id = @JobId AND status = 'failed') || ' of ' || partition_count || ' partitions failed'
@@ -229,10 +228,10 @@ public sealed class ResultsRepository(
     /// redelivery.
     /// </summary>
     public Task<bool> TryCompleteJobAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            var completed = await ExecuteAsync(connection, transaction, """
+            var completed = await database.ExecuteAsync(connection, transaction, """
                 UPDATE jobs SET status = 'succeeded', finished_at = @Now, updated_at = @Now, error = NULL
                 WHERE id = @JobId AND status IN ('queued', 'running')
                   AND EXISTS (SELECT 1 FROM partitions WHERE job_id = @JobId)
@@ -247,10 +246,10 @@ public sealed class ResultsRepository(
 
     /// <summary>Cancels a queued or running job; running partitions may still commit. False when it had already ended.</summary>
     public Task<bool> CancelJobAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync(async (connection, transaction, token) =>
+        database.InTransactionAsync(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            var cancelled = await ExecuteAsync(connection, transaction, """
+            var cancelled = await database.ExecuteAsync(connection, transaction, """
                 UPDATE jobs SET status = 'cancelled', finished_at = @Now, updated_at = @Now
                 WHERE id = @JobId AND status IN ('queued', 'running')
                 """, new { JobId = jobId, Now = now }, token) == 1;
@@ -268,10 +267,10 @@ public sealed class ResultsRepository(
     /// ones are never redone). Empty when the job is not failed or cancelled.
     /// </summary>
     public Task<IReadOnlyList<int>> ResetFailedPartitionsAsync(Guid jobId, IReadOnlyCollection<string> deadWorkers, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<int>>(async (connection, transaction, token) =>
+        database.InTransactionAsync<IReadOnlyList<int>>(async (connection, transaction, token) =>
         {
             var now = timeProvider.GetUtcNow();
-            var reopened = await ExecuteAsync(connection, transaction, """
+            var reopened = await database.ExecuteAsync(connection, transaction, """
                 UPDATE jobs SET status = 'queued', error = NULL, finished_at = NULL, updated_at = @Now
                 WHERE id = @JobId AND status IN ('failed', 'cancelled')
                 """, new { JobId = jobId, Now = now }, token);
@@ -279,18 +278,18 @@ public sealed class ResultsRepository(
             {
                 return [];
             }
-            await ExecuteAsync(connection, transaction, """
+            await database.ExecuteAsync(connection, transaction, """
                 UPDATE partitions SET status = 'pending', worker = NULL, lease_expires_at = NULL
                 WHERE job_id = @JobId AND (status = 'failed' OR (status = 'running' AND lease_expires_at < @Now))
                 """, new { JobId = jobId, Now = now }, token);
             foreach (var worker in deadWorkers)
             {
-                await ExecuteAsync(connection, transaction, """
+                await database.ExecuteAsync(connection, transaction, """
                     UPDATE partitions SET status = 'pending', worker = NULL, lease_expires_at = NULL
                     WHERE job_id = @JobId AND status = 'running' AND worker = @Worker
                     """, new { JobId = jobId, Worker = worker }, token);
             }
-            var pending = await connection.QueryAsync<int>(Command("""
+            var pending = await connection.QueryAsync<int>(database.Command("""
                 SELECT partition_index FROM partitions WHERE job_id = @JobId AND status = 'pending' ORDER BY partition_index
                 """, new { JobId = jobId }, transaction, token));
             return pending.ToList();
@@ -301,16 +300,16 @@ public sealed class ResultsRepository(
     /// two: callers accept a unique prefix as git does and name the ambiguity otherwise.
     /// </summary>
     public Task<IReadOnlyList<Guid>> FindJobIdsAsync(string prefix, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<Guid>>(async (connection, transaction, token) => (await connection.QueryAsync<Guid>(Command("""
+        database.InTransactionAsync<IReadOnlyList<Guid>>(async (connection, transaction, token) => (await connection.QueryAsync<Guid>(database.Command("""
             SELECT id FROM jobs WHERE CAST(id AS TEXT) LIKE @Pattern ORDER BY created_at DESC LIMIT 2
             """, new { Pattern = prefix.ToLowerInvariant() + "%" }, transaction, token))).ToList(), cancellationToken);
 
     public Task<JobRecord?> GetJobAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<JobRecord>(Command(
+        database.InTransactionAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<JobRecord>(database.Command(
             $"SELECT {JobColumns} FROM jobs WHERE id = @JobId", new { JobId = jobId }, transaction, token)), cancellationToken);
 
     public Task<JobProgress?> GetJobProgressAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<JobProgress>(Command($"""
+        database.InTransactionAsync((connection, transaction, token) => connection.QuerySingleOrDefaultAsync<JobProgress>(database.Command($"""
             {ProgressSelect}
             WHERE j.id = @JobId
             GROUP BY j.id, j.kind, j.status, j.error, j.created_at, j.updated_at, j.started_at, j.finished_at
@@ -318,7 +317,7 @@ public sealed class ResultsRepository(
 
     /// <summary>The newest jobs first, with progress; optionally only those in <paramref name="status"/>.</summary>
     public Task<IReadOnlyList<JobProgress>> ListJobsAsync(int limit, string? status, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<JobProgress>>(async (connection, transaction, token) => (await connection.QueryAsync<JobProgress>(Command($"""
+        database.InTransactionAsync<IReadOnlyList<JobProgress>>(async (connection, transaction, token) => (await connection.QueryAsync<JobProgress>(database.Command($"""
             {ProgressSelect}
             WHERE CAST(@Status AS TEXT) IS NULL OR j.status = @Status
             GROUP BY j.id, j.kind, j.status, j.error, j.created_at, j.updated_at, j.started_at, j.finished_at
@@ -328,18 +327,18 @@ public sealed class ResultsRepository(
 
     /// <summary>All partitions of a job in index order (the manifest lists the committed ones).</summary>
     public Task<IReadOnlyList<PartitionRecord>> ListPartitionsAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<PartitionRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<PartitionRecord>(Command($"""
+        database.InTransactionAsync<IReadOnlyList<PartitionRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<PartitionRecord>(database.Command($"""
             SELECT {PartitionColumns} FROM partitions WHERE job_id = @JobId ORDER BY partition_index
             """, new { JobId = jobId }, transaction, token))).ToList(), cancellationToken);
 
     public Task<IReadOnlyList<ItemFailureRecord>> ListItemFailuresAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<ItemFailureRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<ItemFailureRecord>(Command("""
+        database.InTransactionAsync<IReadOnlyList<ItemFailureRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<ItemFailureRecord>(database.Command("""
             SELECT job_id, partition_index AS "Partition", item_key AS "Key", source, reason, created_at
             FROM item_failures WHERE job_id = @JobId ORDER BY partition_index, item_key
             """, new { JobId = jobId }, transaction, token))).ToList(), cancellationToken);
 
     public Task<long> RecordMetricAsync(NewMetric metric, CancellationToken cancellationToken) =>
-        RunAsync((connection, transaction, token) => connection.ExecuteScalarAsync<long>(Command($"""
+        database.InTransactionAsync((connection, transaction, token) => connection.ExecuteScalarAsync<long>(database.Command($"""
             INSERT INTO metrics (job_id, checkpoint, metric_name, metric_value, details, created_at)
             VALUES (@JobId, @Checkpoint, @Name, @Value, {database.Json("@DetailsJson")}, @Now)
             RETURNING id
@@ -347,28 +346,10 @@ public sealed class ResultsRepository(
             cancellationToken);
 
     public Task<IReadOnlyList<MetricRecord>> ListMetricsAsync(Guid jobId, CancellationToken cancellationToken) =>
-        RunAsync<IReadOnlyList<MetricRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<MetricRecord>(Command("""
+        database.InTransactionAsync<IReadOnlyList<MetricRecord>>(async (connection, transaction, token) => (await connection.QueryAsync<MetricRecord>(database.Command("""
             SELECT id, job_id, checkpoint, metric_name AS "Name", metric_value AS "Value", details AS details_json, created_at
             FROM metrics WHERE job_id = @JobId ORDER BY id
             """, new { JobId = jobId }, transaction, token))).ToList(), cancellationToken);
-
-    private async Task<T> RunAsync<T>(Func<DbConnection, DbTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken)
-    {
-        return await pipeline.ExecuteAsync(async token =>
-        {
-            await using var connection = await database.OpenConnectionAsync(token);
-            await using var transaction = await connection.BeginTransactionAsync(token);
-            var result = await work(connection, transaction, token);
-            await transaction.CommitAsync(token);
-            return result;
-        }, cancellationToken);
-    }
-
-    private CommandDefinition Command(string sql, object? parameters, DbTransaction transaction, CancellationToken cancellationToken) =>
-        new(sql, parameters, transaction, database.CommandTimeoutSeconds, cancellationToken: cancellationToken);
-
-    private Task<int> ExecuteAsync(DbConnection connection, DbTransaction transaction, string sql, object? parameters, CancellationToken cancellationToken) =>
-        connection.ExecuteAsync(Command(sql, parameters, transaction, cancellationToken));
 
     private sealed class PartitionState
     {

@@ -40,6 +40,7 @@ public static class ResultsStoreExtensions
         builder.Services.TryAddSingleton<ResultsDatabase>();
         builder.Services.TryAddSingleton<ResultsDatabaseMigrator>();
         builder.Services.TryAddSingleton<ResultsRepository>();
+        builder.Services.TryAddSingleton<EvaluationsRepository>();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResultsMigrationService>());
         return builder;
     }

@@ -42,4 +42,5 @@ public sealed record TokenizeJobSpec(
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true,
     RespectNullableAnnotations = true, RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(TokenizeJobSpec))]
+[JsonSerializable(typeof(WinTok.Jobs.Evaluate.EvaluateJobSpec))]
 internal sealed partial class JobsJsonContext : JsonSerializerContext;
