@@ -15,7 +15,8 @@ public static class CheckpointFile
 
     /// <summary>
     /// Reads a checkpoint, detecting the format from its first bytes: a zip (<c>PK\x03\x04</c>) is a
-    /// <c>torch.save</c> file, anything else must be safetensors.
+    /// <c>torch.save</c> file, a pickled magic number a legacy (pre-1.6) <c>torch.save</c> file, anything else must be
+    /// safetensors.
     /// </summary>
     /// <remarks>
     /// A .pth file yields <c>ckpt['trainer']['unitok']</c> and <c>ckpt['args']</c>, or, when the top level is itself a
@@ -51,8 +52,7 @@ public static class CheckpointFile
             // four bytes would mean ~177 MB, beyond the format's 100 MB limit, so no safetensors file starts so.
             if (read == magic.Length && magic.SequenceEqual(LegacyTorchMagic))
             {
-                throw new CheckpointFormatException(path,
-                    "this is a legacy (non-zip) torch.save file, which is not supported; re-save it with torch.save in PyTorch >= 1.6");
+                return LegacyPthReader.Read(path, file, stateDictPath);
             }
         }
         if (stateDictPath.Length > 0)

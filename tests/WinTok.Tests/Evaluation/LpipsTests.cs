@@ -1,5 +1,6 @@
 using WinTok.Checkpoints;
 using WinTok.Evaluation;
+using WinTok.TestSupport;
 using WinTok.Tests.Checkpoints;
 using static TorchSharp.torch;
 
@@ -141,6 +142,27 @@ public sealed class LpipsTests
         using var lpips = Lpips.LoadPackage(LpipsVariant.Alex, backbone, heads);
 
         Assert.Equal(LpipsVariant.Alex, lpips.Variant);
+    }
+
+    [Theory]
+    [InlineData(LpipsVariant.Alex, "alex.pth")]
+    [InlineData(LpipsVariant.Vgg, "vgg.pth")]
+    public void LoadPackage_ReadsTheRealLegacyHeadFilesOfTheLpipsPackage(LpipsVariant variant, string headFile)
+    {
+        using var folder = CheckpointTestFiles.NewTempFolder();
+        using var scope = NewDisposeScope();
+        string backbone = folder.File("backbone.safetensors");
+        Safetensors.Write(backbone, FormulaWeights.Generate(TorchvisionFeatures(variant)), new Dictionary<string, string>());
+        string heads = Path.Combine(TestFixtures.RepositoryRoot, "tests", "WinTok.Tests", "Evaluation", "Data", "lpips-v0.1", headFile);
+
+        using var lpips = Lpips.LoadPackage(variant, backbone, heads);
+        using var expected = CheckpointFile.Read(heads);
+
+        var loaded = lpips.state_dict();
+        for (int k = 0; k < 5; k++)
+        {
+            Assert.True(loaded[$"lins.{k}.model.1.weight"].equal(expected.StateDict[$"lin{k}.model.1.weight"]).all().item<bool>(), $"head {k}");
+        }
     }
 
     [Fact]
