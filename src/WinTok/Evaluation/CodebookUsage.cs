@@ -16,6 +16,8 @@ public sealed record CodebookShape(int NumCodebooks, int CodebookSize)
 {
     /// <summary>K × codebook size: the number of global ids.</summary>
     public int VocabularySize => checked(NumCodebooks * CodebookSize);
+
+    public override string ToString() => $"{NumCodebooks} codebooks of {CodebookSize}";
 }
 
 /// <summary>How often one global id was chosen.</summary>
