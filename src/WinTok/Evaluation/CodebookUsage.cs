@@ -202,7 +202,7 @@ public sealed class CodebookUsage
 }
 
 /// <summary>Counts token ids on their device, batch by batch (one bincount each); <see cref="ToUsage"/> copies them to the host.</summary>
-public sealed class CodebookCounter : IDisposable
+internal sealed class CodebookCounter : IDisposable
 {
     private readonly Tensor counts; // (K * size) int64
     private readonly Tensor offsets; // (1, K, 1) int64: i * size

@@ -122,7 +122,7 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
         }
         using var scope = NewDisposeScope();
         long batch = x.shape[0];
-        // One backbone pass over both batches; per-image results do not depend on the batching.
+        // One backbone pass over both batches; per-image results depend on the batching only through convolution round-off.
         var both = cat([x, y]).sub(shift);                                   // (2B, 3, H, W)
         both = Variant == LpipsVariant.TrainingVgg ? both.mul(scaleFactor) : both.div(scaleFactor);
         var taps = net.call(both);
