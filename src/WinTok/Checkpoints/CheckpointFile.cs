@@ -15,7 +15,8 @@ public static class CheckpointFile
 
     /// <summary>
     /// Reads a checkpoint, detecting the format from its first bytes: a zip (<c>PK\x03\x04</c>) is a
-    /// <c>torch.save</c> file, anything else must be safetensors.
+    /// <c>torch.save</c> file, a pickled magic number a legacy (pre-1.6) <c>torch.save</c> file, anything else must be
+    /// safetensors.
     /// </summary>
     /// <remarks>
     /// A .pth file yields <c>ckpt['trainer']['unitok']</c> and <c>ckpt['args']</c>, or, when the top level is itself a
@@ -34,11 +35,12 @@ public static class CheckpointFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(stateDictPath);
-        using (var file = OpenTorchZip(path))
+        var (torchFile, legacy) = OpenTorch(path);
+        using (var file = torchFile)
         {
             if (file is not null)
             {
-                return PthReader.Read(path, file, stateDictPath);
+                return legacy ? LegacyPthReader.Read(path, file, stateDictPath) : PthReader.Read(path, file, stateDictPath);
             }
         }
         if (stateDictPath.Length > 0)
@@ -59,21 +61,23 @@ public static class CheckpointFile
     public static IReadOnlyDictionary<string, object?> ReadArgs(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using (var file = OpenTorchZip(path))
+        var (torchFile, legacy) = OpenTorch(path);
+        using (var file = torchFile)
         {
             if (file is not null)
             {
-                return PthReader.ReadArgs(path, file);
+                // Legacy (pre-1.6) files are plain weight files (torchvision, lpips); they carry no args.
+                return legacy ? new Dictionary<string, object?>() : PthReader.ReadArgs(path, file);
             }
         }
         return ArgsFromMetadata(path, Safetensors.ReadMetadata(path));
     }
 
     /// <summary>
-    /// Opens <paramref name="path"/> and returns it positioned at 0 if it is a <c>torch.save</c> zip, or null (closed)
-    /// if it must be safetensors.
+    /// Opens <paramref name="path"/> and returns it positioned at 0 if it is a <c>torch.save</c> file (a zip, or a
+    /// legacy bare pickle), or null (closed) if it must be safetensors.
     /// </summary>
-    private static FileStream? OpenTorchZip(string path)
+    private static (FileStream? File, bool Legacy) OpenTorch(string path)
     {
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
         try
@@ -87,15 +91,15 @@ public static class CheckpointFile
             if (read == magic.Length && magic.SequenceEqual(ZipMagic))
             {
                 file.Position = 0;
-                return file;
+                return (file, false);
             }
             // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) wrote bare pickles that
             // open with PROTO 2 and a LONG1 of 10 bytes (its magic number). As a safetensors header length those
             // four bytes would mean ~177 MB, beyond the format's 100 MB limit, so no safetensors file starts so.
             if (read == magic.Length && magic.SequenceEqual(LegacyTorchMagic))
             {
-                throw new CheckpointFormatException(path,
-                    "this is a legacy (non-zip) torch.save file, which is not supported; re-save it with torch.save in PyTorch >= 1.6");
+                file.Position = 0;
+                return (file, true);
             }
         }
         catch
@@ -104,7 +108,7 @@ public static class CheckpointFile
             throw;
         }
         file.Dispose();
-        return null;
+        return (null, false);
     }
 
     /// <summary>

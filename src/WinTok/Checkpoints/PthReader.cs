@@ -24,7 +24,7 @@ internal static class PthReader
         var (top, prefix) = LoadPickle(path, zip);
         var stateDict = stateDictPath.Count == 0 ? SelectStateDict(path, top) : FollowPath(path, top, stateDictPath);
         var args = ReferenceEquals(stateDict, top) ? new Dictionary<string, object?>() : SelectArgs(top);
-        var tensors = new StorageLoader(path, zip, prefix).Materialize(stateDict);
+        var tensors = new TensorMaterializer(path, ZipStorages(path, zip, prefix)).Materialize(stateDict);
         return new Checkpoint(path, CheckpointFileFormat.PyTorch, args, tensors, new Dictionary<string, string>());
     }
 
@@ -77,7 +77,7 @@ internal static class PthReader
         }
     }
 
-    private static PyDict SelectStateDict(string path, PyDict top)
+    internal static PyDict SelectStateDict(string path, PyDict top)
     {
         // The official layout: ckpt['trainer']['unitok'].
         if (top.TryGet("trainer", out object? trainer) && trainer is PyDict trainerDict
@@ -97,7 +97,7 @@ internal static class PthReader
             $"found no state_dict: expected ckpt['trainer']['unitok'] or a top-level dict of tensors, but the top-level keys are [{keys}]");
     }
 
-    private static PyDict FollowPath(string path, PyDict top, IReadOnlyList<string> keys)
+    internal static PyDict FollowPath(string path, PyDict top, IReadOnlyList<string> keys)
     {
         var current = top;
         for (int i = 0; i < keys.Count; i++)
@@ -129,7 +129,7 @@ internal static class PthReader
         return false;
     }
 
-    private static IReadOnlyDictionary<string, object?> SelectArgs(PyDict top)
+    internal static IReadOnlyDictionary<string, object?> SelectArgs(PyDict top)
     {
         if (!top.TryGet("args", out object? args))
         {
@@ -164,106 +164,29 @@ internal static class PthReader
         }
     }
 
-    /// <summary>Turns tensor references into tensors, reading each storage entry at most once.</summary>
-    private sealed class StorageLoader(string path, ZipArchive zip, string prefix)
+    /// <summary>Reads storage entries <c>&lt;archive&gt;/data/&lt;key&gt;</c> of the zip for <see cref="TensorMaterializer"/>.</summary>
+    private static TensorMaterializer.StorageSource ZipStorages(string path, ZipArchive zip, string prefix) => (name, reference, type) =>
     {
-        private readonly Dictionary<(string Key, ScalarType Type), Tensor> storages = [];
-
-        public Dictionary<string, Tensor> Materialize(PyDict stateDict)
+        string entryName = prefix + "data/" + reference.Key;
+        var entry = zip.GetEntry(entryName)
+            ?? throw new CheckpointFormatException(path, $"tensor '{name}' needs storage entry '{entryName}', which the zip does not contain");
+        long elementSize = TensorBytes.ElementSize(type);
+        if (reference.ElementCount < 0 || reference.ElementCount > long.MaxValue / elementSize
+            || entry.Length < reference.ElementCount * elementSize)
         {
-            using var scope = torch.NewDisposeScope();
-            var result = new Dictionary<string, Tensor>();
-            foreach (var (key, value) in stateDict.Items)
-            {
-                if (key is not string name)
-                {
-                    throw new CheckpointFormatException(path, $"the state_dict has a {PickleReader.Describe(key)} key; keys must be strings");
-                }
-                var reference = value switch
-                {
-                    TensorReference tensor => tensor,
-                    PyInstance instance => throw new CheckpointFormatException(path,
-                        $"state_dict entry '{name}' was pickled through {instance.TypeName}, which this reader does not support"),
-                    _ => throw new CheckpointFormatException(path,
-                        $"state_dict entry '{name}' is a {PickleReader.Describe(value)}, not a tensor"),
-                };
-                result[name] = Build(name, reference);
-            }
-            // Only the returned tensors survive the scope; the shared storage tensors are released with it.
-            foreach (var tensor in result.Values)
-            {
-                tensor.DetachFromDisposeScope();
-            }
-            return result;
+            throw new CheckpointFormatException(path,
+                $"storage entry '{entryName}' has {entry.Length} bytes, but tensor '{name}' needs {reference.ElementCount} elements of {type}");
         }
-
-        private Tensor Build(string name, TensorReference reference)
+        var tensor = torch.empty([reference.ElementCount], type);
+        try
         {
-            var storage = Storage(name, reference.Storage);
-            CheckBounds(name, reference, storage.numel());
-            var view = storage.as_strided(reference.Size, reference.Stride, reference.StorageOffset);
-            // A view covering its whole storage is the tensor itself; anything smaller is copied, so that the
-            // state_dict never pins a larger storage nor aliases another entry.
-            bool whole = reference.StorageOffset == 0 && view.numel() == storage.numel();
-            return view.is_contiguous() ? (whole ? view : view.clone()) : view.contiguous();
+            using var stream = entry.Open();
+            TensorBytes.Fill(tensor, stream);
         }
-
-        private Tensor Storage(string name, StorageReference reference)
+        catch (Exception e) when (e is InvalidDataException or IOException)
         {
-            if (reference.Type.ScalarType is not { } type)
-            {
-                throw new CheckpointFormatException(path, $"tensor '{name}' uses storage type {reference.Type.Name}, which this reader does not support");
-            }
-            if (storages.TryGetValue((reference.Key, type), out var cached))
-            {
-                return cached;
-            }
-            string entryName = prefix + "data/" + reference.Key;
-            var entry = zip.GetEntry(entryName)
-                ?? throw new CheckpointFormatException(path, $"tensor '{name}' needs storage entry '{entryName}', which the zip does not contain");
-            long elementSize = TensorBytes.ElementSize(type);
-            if (reference.ElementCount < 0 || reference.ElementCount > long.MaxValue / elementSize
-                || entry.Length < reference.ElementCount * elementSize)
-            {
-                throw new CheckpointFormatException(path,
-                    $"storage entry '{entryName}' has {entry.Length} bytes, but tensor '{name}' needs {reference.ElementCount} elements of {type}");
-            }
-            var tensor = torch.empty([reference.ElementCount], type);
-            try
-            {
-                using var stream = entry.Open();
-                TensorBytes.Fill(tensor, stream);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException)
-            {
-                throw new CheckpointFormatException(path, $"storage entry '{entryName}' is unreadable (truncated or corrupt file): {e.Message}", e);
-            }
-            storages[(reference.Key, type)] = tensor;
-            return tensor;
+            throw new CheckpointFormatException(path, $"storage entry '{entryName}' is unreadable (truncated or corrupt file): {e.Message}", e);
         }
-
-        private void CheckBounds(string name, TensorReference reference, long storageElements)
-        {
-            bool valid = reference.StorageOffset >= 0 && reference.Size.All(s => s >= 0) && reference.Stride.All(s => s >= 0);
-            if (valid && reference.Size.All(s => s > 0))
-            {
-                // The last element the view touches must lie inside the storage (checked: corrupt sizes overflow).
-                try
-                {
-                    long last = checked(reference.StorageOffset + reference.Size.Zip(reference.Stride, (size, stride) => checked((size - 1) * stride)).Sum());
-                    valid = last < storageElements;
-                }
-                catch (OverflowException)
-                {
-                    valid = false;
-                }
-            }
-            if (!valid)
-            {
-                throw new CheckpointFormatException(path,
-                    $"tensor '{name}' (offset {reference.StorageOffset}, size {reference.ShapeText}, stride [{string.Join(", ", reference.Stride)}]) " +
-                    $"does not fit its storage '{reference.Storage.Key}' of {storageElements} elements");
-            }
-        }
-    }
+        return tensor;
+    };
 }

@@ -257,9 +257,9 @@ public sealed class PthReadingTests
         return [.. pickle];
     }
 
-    private static void AssertMatchesExpected(string set, Checkpoint checkpoint)
+    internal static void AssertMatchesExpected(string set, Checkpoint checkpoint, string expectedFile = "expected.json")
     {
-        using var expected = JsonDocument.Parse(File.ReadAllText(DataFile("expected.json")));
+        using var expected = JsonDocument.Parse(File.ReadAllText(DataFile(expectedFile)));
         var tensors = expected.RootElement.GetProperty(set);
         Assert.Equal(tensors.EnumerateObject().Select(p => p.Name), checkpoint.StateDict.Keys);
         foreach (var property in tensors.EnumerateObject())

@@ -32,6 +32,18 @@ internal sealed class PickleReader
     public static object? Load(byte[] data, string path, IPickleEnvironment environment) =>
         new PickleReader(data, path, environment).Run();
 
+    /// <summary>
+    /// Unpickles the pickle that starts at <paramref name="position"/> and moves it past the STOP opcode, for files
+    /// holding several pickles in a row (legacy torch.save).
+    /// </summary>
+    public static object? Load(byte[] data, ref int position, string path, IPickleEnvironment environment)
+    {
+        var reader = new PickleReader(data, path, environment) { position = position };
+        object? value = reader.Run();
+        position = reader.position;
+        return value;
+    }
+
     private object? Run()
     {
         while (true)

@@ -41,6 +41,8 @@ internal sealed record TensorReference(StorageReference Storage, long StorageOff
 /// </summary>
 internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
 {
+    private readonly Dictionary<string, StorageReference> storages = new(StringComparer.Ordinal);
+
     private static readonly Dictionary<string, torch.ScalarType> StorageTypes = new()
     {
         ["FloatStorage"] = torch.ScalarType.Float32,
@@ -108,6 +110,8 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         // Protocol 2 has no bytes opcode: Python 3 pickles bytes as _codecs.encode(text, 'latin1').
         ("_codecs", "encode") => new Function("_codecs.encode", EncodeBytes),
         ("torch._utils", "_rebuild_tensor_v2") => new Function("torch._utils._rebuild_tensor_v2", RebuildTensor),
+        // torch < 0.4 (legacy files such as old torchvision weights): _rebuild_tensor(storage, offset, size, stride).
+        ("torch._utils", "_rebuild_tensor") => new Function("torch._utils._rebuild_tensor", RebuildTensor),
         ("torch._utils", "_rebuild_parameter") => new Function("torch._utils._rebuild_parameter", RebuildParameter),
         ("torch._utils", "_rebuild_parameter_with_state") =>
             new Function("torch._utils._rebuild_parameter_with_state", RebuildParameter),
@@ -115,8 +119,9 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         // builtins module by its Python 2 name, __builtin__.
         ("torch", "Size") or ("builtins" or "__builtin__", "set" or "frozenset" or "list" or "tuple") =>
             new Function($"{module}.{name}", arguments => arguments is [var items] ? items : new PyTuple([])),
-        ("torch", _) when StorageTypes.TryGetValue(name, out var type) => new TorchStorageType($"torch.{name}", type),
-        ("torch", _) when name.EndsWith("Storage", StringComparison.Ordinal) => new TorchStorageType($"torch.{name}", null),
+        // Legacy files saved from the GPU by torch < 0.4 name the storage class torch.cuda.FloatStorage; the bytes are the same.
+        ("torch" or "torch.cuda", _) when StorageTypes.TryGetValue(name, out var type) => new TorchStorageType($"{module}.{name}", type),
+        ("torch" or "torch.cuda", _) when name.EndsWith("Storage", StringComparison.Ordinal) => new TorchStorageType($"{module}.{name}", null),
         ("torch", _) when DTypes.Contains(name) => new TorchDType($"torch.{name}"),
         _ => new PyUnknownGlobal($"{module}.{name}"),
     };
@@ -124,7 +129,14 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
     public object? PersistentLoad(object? persistentId)
     {
         // torch.save: ('storage', storage_type, key, location, numel); anything else is not a torch zip checkpoint.
-        if (persistentId is not PyTuple { Items: ["storage", var type, string key, var location, long count] })
+        // Legacy (non-zip) files add a sixth item, view_metadata: None unless the pickled object was a slice of a
+        // storage (the storage-view API of torch < 1.0), which state_dicts never hold.
+        if (persistentId is PyTuple { Items: ["storage", _, string viewed, _, _, not null] })
+        {
+            throw new CheckpointFormatException(path, $"storage '{viewed}' is pickled as a view of another storage, which this reader does not support");
+        }
+        if (persistentId is not PyTuple { Items: ["storage", var type, string key, var location, long count, ..] tuple }
+            || tuple.Length > 6 || (tuple.Length == 6 && tuple[5] is not null))
         {
             throw new CheckpointFormatException(path, "a persistent id is not of the form ('storage', type, key, location, numel)");
         }
@@ -132,18 +144,30 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
         {
             throw new CheckpointFormatException(path, $"storage '{key}' has type {PickleReader.Describe(type)}, which is not a torch storage class");
         }
-        return new StorageReference(storageType, key, location as string ?? "?", count);
+        var reference = new StorageReference(storageType, key, location as string ?? "?", count);
+        storages.TryAdd(key, reference);
+        return reference;
     }
+
+    /// <summary>Every storage the pickle referred to, by key (the first reference of each).</summary>
+    public IReadOnlyDictionary<string, StorageReference> Storages => storages;
 
     private static object? NewOrderedDict(IReadOnlyList<object?> arguments)
     {
         var dict = new PyDict();
-        // OrderedDict(iterable_of_pairs) is legal, though torch.save always reduces with no arguments.
+        // OrderedDict(iterable_of_pairs): Python 3's torch.save reduces with no arguments, but Python 2 pickled an
+        // OrderedDict as OrderedDict([[key, value], ...]) (legacy files such as the lpips v0.1 heads).
         if (arguments is [List<object?> pairs])
         {
             foreach (object? pair in pairs)
             {
-                if (pair is PyTuple { Items: [var key, var value] })
+                object?[]? items = pair switch
+                {
+                    PyTuple tuple => tuple.Items,
+                    List<object?> list => [.. list],
+                    _ => null,
+                };
+                if (items is [var key, var value])
                 {
                     dict.Set(key, value);
                 }
@@ -162,7 +186,8 @@ internal sealed class TorchPickleEnvironment(string path) : IPickleEnvironment
 
     private object? RebuildTensor(IReadOnlyList<object?> arguments)
     {
-        // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None)
+        // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None);
+        // the legacy _rebuild_tensor takes the first four.
         if (arguments.Count < 4)
         {
             throw new CheckpointFormatException(path, $"_rebuild_tensor_v2 got {arguments.Count} arguments, expected at least 4");
