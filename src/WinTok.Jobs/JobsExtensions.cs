@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using WinTok.Contracts;
 using WinTok.Jobs.Checkpoints;
+using WinTok.Jobs.Evaluate;
 using WinTok.Jobs.Tokenize;
 using WinTok.Messaging;
 
@@ -27,9 +28,13 @@ public static class JobsExtensions
             builder.Services.TryAddSingleton(_ => new BlobServiceClient(connection));
         builder.Services.TryAddScoped<JobControl>();
         builder.Services.TryAddScoped<TokenizeJobSubmitter>();
+        builder.Services.TryAddScoped<EvaluateJobSubmitter>();
         builder.Services.TryAddKeyedSingleton<IPartitionPublisher>(TokenizeJobSpec.JobKind, (services, _) =>
             new PartitionPublisher<TokenizePartition>(services.GetRequiredService<IMessagePublisher<TokenizePartition>>(),
                 (job, partition, attempt) => new TokenizePartition(job, partition, attempt)));
+        builder.Services.TryAddKeyedSingleton<IPartitionPublisher>(EvaluateJobSpec.JobKind, (services, _) =>
+            new PartitionPublisher<EvaluatePartition>(services.GetRequiredService<IMessagePublisher<EvaluatePartition>>(),
+                (job, partition, attempt) => new EvaluatePartition(job, partition, attempt)));
         return builder;
     }
 }
