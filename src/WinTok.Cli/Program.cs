@@ -8,9 +8,11 @@ using WinTok.Cli.Hosting;
 var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and train the WinTok visual tokenizer.")
 {
     TokenizeCommand.Create(),     // one machine: in-process queue, SQLite results
+    EvaluateCommand.Create(),     // the same, for evaluations
     SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
     WorkerCommand.Create(),       // ... consumed by workers
     JobsCommand.Create(),         // list | show | cancel | retry
+    MetricsCommand.Create(),      // evaluation results: list | compare
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),

@@ -22,6 +22,7 @@ public static class JobsExtensions
     public static IHostApplicationBuilder AddJobControl(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<CheckpointCacheOptions>().BindConfiguration(CheckpointCacheOptions.SectionName);
+        builder.Services.AddOptions<EvaluationOptions>().BindConfiguration(EvaluationOptions.SectionName);
         builder.Services.TryAddSingleton(TimeProvider.System);
         var connection = builder.Configuration["Storage:ConnectionString"] ?? builder.Configuration["WINTOK_BLOB_CONNECTION"];
         if (connection is not null)

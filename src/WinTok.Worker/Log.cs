@@ -29,6 +29,15 @@ internal static partial class Log
     [LoggerMessage(5103, LogLevel.Information, "Wrote the manifest of job {JobId}: {Shards} shards, {Rows} rows, {Failures} failed inputs")]
     public static partial void WroteManifest(ILogger logger, Guid jobId, int shards, long rows, long failures);
 
+    [LoggerMessage(5201, LogLevel.Information, "Evaluating job {JobId} partition {Partition} on {Device} in {Precision}...")]
+    public static partial void EvaluatingPartition(ILogger logger, Guid jobId, int partition, string device, string precision);
+
+    [LoggerMessage(5202, LogLevel.Information, "Evaluated job {JobId} partition {Partition}: {Images} images, {Failures} failed inputs")]
+    public static partial void EvaluatedPartition(ILogger logger, Guid jobId, int partition, long images, long failures);
+
+    [LoggerMessage(5203, LogLevel.Information, "Finished evaluation {JobId} over {Images} images: {Metrics}")]
+    public static partial void FinishedEvaluation(ILogger logger, Guid jobId, long images, string metrics);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

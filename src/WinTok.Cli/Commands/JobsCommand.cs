@@ -29,7 +29,7 @@ internal static class JobsCommand
 
     public static Option<string?> DatabaseOption() => new("--db")
     {
-        Description = $"SQLite results database of a local job (OUTPUT/{TokenizeCommand.StateFolder}/results.db); default: PostgreSQL from WINTOK_POSTGRES.",
+        Description = $"SQLite results database of a local job (OUTPUT/{LocalJob.StateFolder}/results.db); default: PostgreSQL from WINTOK_POSTGRES.",
     };
 
     /// <summary>The settings that point the results store at <paramref name="database"/>, when one is given.</summary>

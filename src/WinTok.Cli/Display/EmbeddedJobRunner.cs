@@ -5,7 +5,6 @@ using Microsoft.Extensions.Options;
 using WinTok.Messaging;
 using WinTok.Results;
 using WinTok.Worker.Hosting;
-using WinTok.Worker.Tokenize;
 
 namespace WinTok.Cli.Display;
 
@@ -18,7 +17,6 @@ namespace WinTok.Cli.Display;
 internal sealed class EmbeddedJobRunner(
     ResultsRepository results,
     IEnumerable<IDeadLetters> queues,
-    TokenizeProgress progress,
     IOptions<WorkerOptions> workerOptions,
     TimeProvider timeProvider,
     ILogger<EmbeddedJobRunner> logger)
@@ -36,7 +34,7 @@ internal sealed class EmbeddedJobRunner(
                 // The job's own state is read without the caller's token: an interrupt must still record the cancel.
                 var job = await results.GetJobProgressAsync(jobId, CancellationToken.None)
                     ?? throw new InvalidOperationException($"Job {jobId} vanished from the results database");
-                update(new ProgressSnapshot(job, progress.Images, timeProvider.GetUtcNow()));
+                update(new ProgressSnapshot(job, timeProvider.GetUtcNow()));
                 if (IsFinished(job.Status)) return job;
 
                 if (cancellationToken.IsCancellationRequested)
@@ -64,7 +62,8 @@ internal sealed class EmbeddedJobRunner(
         var results = services.GetRequiredService<ResultsRepository>();
         var job = await results.GetJobProgressAsync(jobId, CancellationToken.None)
             ?? throw new InvalidOperationException($"Job {jobId} vanished from the results database");
-        await JobReport.WriteSummaryAsync(output, job, results, services.GetService<BlobServiceClient>(), CancellationToken.None);
+        await JobReport.WriteSummaryAsync(output, job, results, services.GetRequiredService<EvaluationsRepository>(),
+            services.GetService<BlobServiceClient>(), CancellationToken.None);
         output.WriteLine($"  results:   {database} (wintok jobs show {jobId} --db {database})");
     }
 
@@ -83,5 +82,5 @@ internal sealed class EmbeddedJobRunner(
     }
 }
 
-/// <summary>One poll: the job as recorded, and the images this process has tokenized so far.</summary>
-internal sealed record ProgressSnapshot(JobProgress Job, long Images, DateTimeOffset At);
+/// <summary>One poll: the job as recorded (its images done come from the workers' lease renewals and commits).</summary>
+internal sealed record ProgressSnapshot(JobProgress Job, DateTimeOffset At);

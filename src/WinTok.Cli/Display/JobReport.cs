@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Spectre.Console;
 using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
+using WinTok.Jobs.Evaluate;
 using WinTok.Jobs.Tokenize;
 using WinTok.Results;
 
@@ -15,16 +16,23 @@ internal static class JobReport
     private const int MaxListed = 5;
 
     /// <summary>Rows, shards and failures; where the manifest and the errors files are; why a job did not succeed.</summary>
-    public static async Task WriteSummaryAsync(TextWriter output, JobProgress job, ResultsRepository results, BlobServiceClient? blobService,
-        CancellationToken cancellationToken)
+    public static async Task WriteSummaryAsync(TextWriter output, JobProgress job, ResultsRepository results, EvaluationsRepository evaluations,
+        BlobServiceClient? blobService, CancellationToken cancellationToken)
     {
         var record = await results.GetJobAsync(job.Id, cancellationToken);
         var spec = record?.Kind == TokenizeJobSpec.JobKind ? TokenizeJobSpec.FromJson(record.SpecJson) : null;
         var took = (job.FinishedAt ?? DateTimeOffset.UtcNow) - (job.StartedAt ?? job.CreatedAt);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Job {job.Id} {job.Status} in {took.TotalSeconds:F1}s"));
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  rows:      {job.Rows:N0} in {job.Committed} of {job.Partitions} shards ({job.Bytes / 1024.0 / 1024.0:F1} MiB)"));
-        output.WriteLine($"  failures:  {job.ItemFailures} {(job.ItemFailures == 1 ? "image" : "images")} could not be read or tokenized");
+        if (record?.Kind == EvaluateJobSpec.JobKind)
+        {
+            await WriteEvaluationSummaryAsync(output, job, EvaluateJobSpec.FromJson(record.SpecJson), evaluations, blobService, cancellationToken);
+        }
+        else
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  rows:      {job.Rows:N0} in {job.Committed} of {job.Partitions} shards ({Size(job.Bytes)})"));
+            output.WriteLine($"  failures:  {job.ItemFailures} {(job.ItemFailures == 1 ? "image" : "images")} could not be read or tokenized");
+        }
 
         if (spec is not null && job.Status == JobStatus.Succeeded)
         {
@@ -55,6 +63,28 @@ internal static class JobReport
             }
         }
     }
+
+    /// <summary>An evaluation's numbers and where its files are.</summary>
+    private static async Task WriteEvaluationSummaryAsync(TextWriter output, JobProgress job, EvaluateJobSpec spec, EvaluationsRepository evaluations,
+        BlobServiceClient? blobService, CancellationToken cancellationToken)
+    {
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  images:    {job.Rows:N0} evaluated in {job.Committed} of {job.Partitions} partitions; {job.ItemFailures} could not be read"));
+        if (await evaluations.GetAsync(job.Id, cancellationToken) is { } evaluation)
+        {
+            foreach (var metric in MetricDirections.Sorted(evaluation.Metrics.Keys))
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {metric + ":",-17}{evaluation.Metrics[metric]:G6}"));
+        }
+        var folder = FileStores.Open(spec.Output, blobService);
+        output.WriteLine($"  metrics:   {folder.Describe("metrics.json")}");
+        output.WriteLine($"  per image: {folder.Describe("per_image/")}");
+        output.WriteLine($"  grid:      {folder.Describe("grid.png")}");
+    }
+
+    /// <summary>A byte count as people read it: KiB below a tenth of a MiB.</summary>
+    internal static string Size(long bytes) => bytes < 0.1 * 1024 * 1024
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:F1} KiB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0 / 1024.0:F1} MiB");
 
     public static void WriteJobs(IAnsiConsole console, IReadOnlyList<JobProgress> jobs)
     {

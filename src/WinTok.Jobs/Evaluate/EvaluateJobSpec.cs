@@ -54,6 +54,11 @@ public static class EvaluationPrecision
 /// <param name="ScheduleName">The schedule that submitted the job, if any.</param>
 /// <param name="TrainingEpoch">From a <c>ckpt-ep{E}-iter{I}.pth</c> name, for trends over training.</param>
 /// <param name="TrainingIteration">From a <c>ckpt-ep{E}-iter{I}.pth</c> name.</param>
+/// <param name="RealStatistics">
+/// rFID: where the real images' Inception statistics of this dataset, preprocessing and network are cached (they do not
+/// depend on the model); <paramref name="RealStatisticsCached"/> says whether they existed at submission, in which case
+/// no worker runs the Inception on real images and the finisher reads them; otherwise the finisher writes them there.
+/// </param>
 public sealed record EvaluateJobSpec(
     string Dataset,
     string DatasetName,
@@ -72,6 +77,8 @@ public sealed record EvaluateJobSpec(
     string? ScheduleName,
     int? TrainingEpoch,
     long? TrainingIteration,
+    string? RealStatistics,
+    bool RealStatisticsCached,
     DateTimeOffset CreatedUtc)
 {
     public const string JobKind = "evaluate";

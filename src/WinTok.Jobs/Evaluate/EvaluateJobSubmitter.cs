@@ -42,6 +42,7 @@ public sealed class EvaluateJobSubmitter(
     IMessagePublisher<EvaluatePartition> publisher,
     ICheckpointInspector inspector,
     IOptions<CheckpointCacheOptions> cache,
+    IOptions<EvaluationOptions> evaluation,
     TimeProvider timeProvider,
     BlobServiceClient? blobService = null)
 {
@@ -52,7 +53,7 @@ public sealed class EvaluateJobSubmitter(
         if (request.FilesPerPartition < 1) throw new ArgumentException($"files per partition must be at least 1, got {request.FilesPerPartition}");
         var (checkpoint, local) = await CheckpointFiles.ReferenceAsync(request.Checkpoint, blobService, cache.Value.CacheFolder, cancellationToken);
         var facts = inspector.Inspect(local, request.Model);
-        EvaluationWeights.Check(request.Metrics, facts.Kind, request.Weights, request.TextTower);
+        EvaluationWeights.Check(request.Metrics, facts.Kind, request.Weights, request.TextTower, evaluation.Value.VerifyWeightHashes);
 
         var dataset = FileStores.Open(request.Dataset, blobService);
         var kind = request.Kind ?? await TokenizeJobSubmitter.DetectKindAsync(dataset, cancellationToken);
@@ -63,11 +64,31 @@ public sealed class EvaluateJobSubmitter(
 
         var preprocessing = new ImagePreprocessor(new PreprocessOptions { ImageSize = facts.ImageSize }).Description;
         var (epoch, iteration) = TrainingCheckpointNames.Parse(request.Checkpoint);
+        var newPartitions = partitions.Select(p => new NewPartition(p.Index, p.ToJson(), p.Files?.Count ?? 0)).ToList();
+        var (realStatistics, cached) = request.Metrics.Contains(EvaluationMetrics.Rfid)
+            ? await RealStatisticsAsync(request.Dataset, newPartitions, preprocessing, cancellationToken)
+            : (null, false);
         var spec = new EvaluateJobSpec(request.Dataset, request.DatasetName ?? DefaultName(request.Dataset), kind, request.FilesPerPartition,
             request.Output, checkpoint, request.Model with { Kind = facts.Kind }, facts.ImageSize, request.Metrics, request.Weights,
             request.TextTower, request.Precision, EvaluateJobSpec.DescribeProtocol(request.Precision, preprocessing, request.Metrics),
-            preprocessing, request.ScheduleName, epoch, iteration, timeProvider.GetUtcNow());
-        return new PlannedJob<EvaluateJobSpec>(spec, partitions.Select(p => new NewPartition(p.Index, p.ToJson(), p.Files?.Count ?? 0)).ToList());
+            preprocessing, request.ScheduleName, epoch, iteration, realStatistics, cached, timeProvider.GetUtcNow());
+        return new PlannedJob<EvaluateJobSpec>(spec, newPartitions);
+    }
+
+    /// <summary>
+    /// Where the dataset's real-image Inception statistics are cached, and whether they are there: keyed by the dataset's
+    /// recorded inputs (the partitions' file lists, so a changed dataset gets new statistics), the preprocessing and the
+    /// Inception weights' published hash.
+    /// </summary>
+    private async Task<(string Location, bool Cached)> RealStatisticsAsync(string dataset, IReadOnlyList<NewPartition> partitions,
+        string preprocessing, CancellationToken cancellationToken)
+    {
+        var inception = EvaluationWeights.Files.First(f => f.Metric == EvaluationMetrics.Rfid).Sha256Prefix;
+        var identity = string.Join("\n", [dataset, preprocessing, inception, .. partitions.Select(p => p.SpecJson)]);
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..24];
+        var store = FileStores.Open(evaluation.Value.StatisticsCache, blobService);
+        var name = $"real-{key}.stats";
+        return (store.Describe(name), await store.GetInfoAsync(name, cancellationToken) is not null);
     }
 
     public async Task<SubmittedJob> SubmitAsync(PlannedJob<EvaluateJobSpec> job, CancellationToken cancellationToken)

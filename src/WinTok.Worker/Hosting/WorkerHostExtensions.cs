@@ -12,6 +12,7 @@ using WinTok.Model;
 using WinTok.Results;
 using WinTok.ServiceDefaults;
 using WinTok.Worker.Checkpoints;
+using WinTok.Worker.Evaluate;
 using WinTok.Worker.Partitions;
 using WinTok.Worker.Tokenize;
 
@@ -34,6 +35,7 @@ public static class WorkerHostExtensions
         builder.AddModelThread();
         builder.AddPartitionRunner();
         queue.Handle<TokenizePartition, TokenizePartitionHandler>();
+        queue.Handle<EvaluatePartition, EvaluatePartitionHandler>();
         return builder;
     }
 

@@ -19,6 +19,7 @@ internal sealed class PartitionLease : IAsyncDisposable
     private readonly string worker;
     private readonly TimeSpan duration;
     private readonly ILogger logger;
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(2);
     private readonly Func<int> itemsDone;
     private readonly CancellationTokenSource lost;
     private readonly CancellationTokenSource stop = new();
@@ -37,7 +38,9 @@ internal sealed class PartitionLease : IAsyncDisposable
         this.duration = duration;
         this.logger = logger;
         lost = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timer = new PeriodicTimer(duration / 3, timeProvider);
+        // Renewed every third of the lease, and at least every two seconds: each renewal also reports the images done, which
+        // is what progress displays (local runs, `jobs show --follow`, the dashboard) count.
+        timer = new PeriodicTimer(duration / 3 < ProgressInterval ? duration / 3 : ProgressInterval, timeProvider);
         renewing = RenewAsync();
     }
 

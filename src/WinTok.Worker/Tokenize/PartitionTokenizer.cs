@@ -1,11 +1,11 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Threading.Channels;
 using WinTok.Data.Corpus;
 using WinTok.Data.Images;
 using WinTok.Data.Shards;
 using WinTok.Inference;
+using WinTok.Worker.Partitions;
 
 namespace WinTok.Worker.Tokenize;
 
@@ -32,80 +32,32 @@ internal sealed class PartitionTokenizer(ModelThread model)
     /// </summary>
     private const int BatchesInFlight = 3;
 
-    private sealed record Decoded(CorpusSample Sample, byte[] Levels, byte[] Sha256, int Width, int Height);
-
     /// <summary>Runs the partition into <paramref name="writer"/>; <paramref name="onImages"/> gets each finished batch's image count.</summary>
     public async Task RunAsync(TokenizeRun work, ShardWriter writer, Action<int>? onImages, CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var token = stop.Token;
-        var samples = Channel.CreateBounded<CorpusSample>(new BoundedChannelOptions(work.BatchSize * 2) { SingleWriter = true });
-        var decoded = Channel.CreateBounded<Decoded>(new BoundedChannelOptions(work.BatchSize * 2) { SingleReader = true });
-
-        var reading = ReadAsync(work, writer, samples.Writer, token);
-        var decoding = Task.WhenAll(Enumerable.Range(0, work.DecodeThreads)
-            .Select(_ => Task.Run(() => DecodeAsync(work, writer, samples.Reader, decoded.Writer, token), token)));
-        var completing = decoding.ContinueWith(t => decoded.Writer.TryComplete(t.Exception), TaskScheduler.Default);
+        var decoded = PartitionImages.CreateChannel(work.BatchSize * 2);
+        var images = new PartitionImages(work.Partition, work.Input, work.Preprocessor, work.DecodeThreads, work.BatchSize * 2, writer.AddFailure);
+        var decoding = images.RunAsync(decoded.Writer, token);
         var batching = BatchAsync(work, writer, decoded.Reader, onImages, token);
         try
         {
-            await Task.WhenAll(reading, decoding, batching).ConfigureAwait(false);
+            await Task.WhenAll(decoding, batching).ConfigureAwait(false);
         }
         catch
         {
             await stop.CancelAsync().ConfigureAwait(false); // a failed stage stops the others before the error surfaces
             throw;
         }
-        finally
-        {
-            await completing.ConfigureAwait(false);
-        }
     }
 
-    private static async Task ReadAsync(TokenizeRun work, ShardWriter writer, ChannelWriter<CorpusSample> output, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await foreach (var item in CorpusReader.ReadAsync(work.Partition, work.Input, cancellationToken).ConfigureAwait(false))
-            {
-                if (item is FailureRecord failure) writer.AddFailure(failure);
-                else if (item is CorpusSample sample) await output.WriteAsync(sample, cancellationToken).ConfigureAwait(false);
-            }
-            output.TryComplete();
-        }
-        catch (Exception e)
-        {
-            output.TryComplete(e);
-            throw;
-        }
-    }
-
-    private static async Task DecodeAsync(TokenizeRun work, ShardWriter writer, ChannelReader<CorpusSample> input,
-        ChannelWriter<Decoded> output, CancellationToken cancellationToken)
-    {
-        var size = work.Preprocessor.ValuesPerImage;
-        await foreach (var sample in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-        {
-            var levels = ArrayPool<byte>.Shared.Rent(size);
-            var result = work.Preprocessor.Preprocess(sample.Bytes, levels.AsSpan(0, size));
-            if (result.Rejection is { } rejection)
-            {
-                ArrayPool<byte>.Shared.Return(levels);
-                writer.AddFailure(new FailureRecord(sample.Key, sample.Source, rejection.Message, rejection.Reason.ToString(),
-                    FailureRecord.Sha256Hex(sample.Bytes)));
-                continue;
-            }
-            var decoded = new Decoded(sample, levels, SHA256.HashData(sample.Bytes), result.SourceWidth, result.SourceHeight);
-            await output.WriteAsync(decoded, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task BatchAsync(TokenizeRun work, ShardWriter writer, ChannelReader<Decoded> input, Action<int>? onImages,
+    private async Task BatchAsync(TokenizeRun work, ShardWriter writer, ChannelReader<DecodedImage> input, Action<int>? onImages,
         CancellationToken cancellationToken)
     {
         var size = work.Preprocessor.ValuesPerImage;
-        var inFlight = new Queue<(Task<TokenBatch> Tokens, List<Decoded> Images, byte[] Levels)>();
-        var pending = new List<Decoded>(work.BatchSize);
+        var inFlight = new Queue<(Task<TokenBatch> Tokens, List<DecodedImage> Images, byte[] Levels)>();
+        var pending = new List<DecodedImage>(work.BatchSize);
 
         async Task Finish()
         {
@@ -147,7 +99,7 @@ internal sealed class PartitionTokenizer(ModelThread model)
         }
     }
 
-    private static TokenRow ToRow(Decoded image, TokenBatch batch, int index)
+    private static TokenRow ToRow(DecodedImage image, TokenBatch batch, int index)
     {
         var sample = image.Sample;
         var semantic = batch.SemanticTokens is null ? null : MemoryMarshal.Cast<ushort, short>(batch.SemanticTokensOf(index)).ToArray();

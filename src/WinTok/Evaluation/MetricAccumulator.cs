@@ -109,6 +109,9 @@ public sealed class MetricAccumulator : IDisposable
             lpips.ToDictionary(pair => pair.Key, pair => pair.Value.MoveToOuterDisposeScope()));
     }
 
+    /// <summary>Whether <see cref="AddIndices"/> counts (the accumulator was made with a codebook shape).</summary>
+    public bool CountsUsage => codebooks is not null;
+
     /// <summary>Counts a batch's token ids (B, K, L), as the reference's --vocab_stats does with <c>img_to_idx</c>.</summary>
     /// <exception cref="InvalidOperationException">The accumulator was made without <see cref="MetricAccumulatorOptions.Codebooks"/>.</exception>
     public void AddIndices(Tensor indices)

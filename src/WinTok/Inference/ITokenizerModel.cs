@@ -61,9 +61,10 @@ public interface ITokenizerModel : IDisposable
 
     /// <summary>
     /// Encode then decode (reference <c>forward(x)['recon']</c>): the reconstructions (B, 3, H, W) float32, not clamped,
-    /// and the ids (B, K, L) the quantizer chose on the way, so an evaluation runs the encoder once.
+    /// the ids (B, K, L) the quantizer chose on the way and, when <paramref name="withEmbedding"/>, the normalised image
+    /// embedding of the same encoder pass (what <see cref="EncodeImage"/> returns), so an evaluation runs the encoder once.
     /// </summary>
-    Reconstruction Reconstruct(Tensor images);
+    Reconstruction Reconstruct(Tensor images, bool withEmbedding = false);
 
     /// <summary>The L2-normalised image embedding (B, E) the model's zero-shot classifier compares with text.</summary>
     Tensor EncodeImage(Tensor images);
@@ -81,12 +82,16 @@ public sealed record TokenizeOutput(Tensor Indices, Tensor? SemanticTokens) : ID
     }
 }
 
-/// <summary>Reconstructions (B, 3, H, W) float32, not clamped, and the ids (B, K, L) int64 they were decoded from.</summary>
-public sealed record Reconstruction(Tensor Images, Tensor Indices) : IDisposable
+/// <summary>
+/// Reconstructions (B, 3, H, W) float32, not clamped, the ids (B, K, L) int64 they were decoded from, and the normalised
+/// image embedding (B, E) float32 when asked for.
+/// </summary>
+public sealed record Reconstruction(Tensor Images, Tensor Indices, Tensor? Embedding = null) : IDisposable
 {
     public void Dispose()
     {
         Images.Dispose();
         Indices.Dispose();
+        Embedding?.Dispose();
     }
 }

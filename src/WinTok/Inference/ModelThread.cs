@@ -12,8 +12,18 @@ namespace WinTok.Inference;
 /// <param name="FastPaths">Which of our CUDA paths bf16 inference may take (<see cref="CudaFastPaths"/>).</param>
 public sealed record ModelThreadSettings(string Device = "auto", int BatchSize = 0, CudaFastPaths? FastPaths = null);
 
-/// <summary>Where a model comes from: a local checkpoint file, its known content hash, and how to read it.</summary>
-public sealed record ModelSource(string LocalPath, string Sha256, ModelLoadOptions Options);
+/// <summary>How precisely a served model computes.</summary>
+public enum ModelPrecision
+{
+    /// <summary>The serving path: bf16 transformer stacks (projections and quantizer fp32) on a GPU, fp32 on the CPU.</summary>
+    Serving,
+
+    /// <summary>float32 throughout, as the reference evaluates (TF32 off).</summary>
+    Float32,
+}
+
+/// <summary>Where a model comes from: a local checkpoint file, its known content hash, how to read it and run it.</summary>
+public sealed record ModelSource(string LocalPath, string Sha256, ModelLoadOptions Options, ModelPrecision Precision = ModelPrecision.Serving);
 
 /// <summary>The model a process serves, described without tensors (recorded in every shard and result).</summary>
 public sealed record ServedModel(string Sha256, ModelDescription Description, string Device, string Precision);
@@ -36,6 +46,7 @@ public sealed class ModelThread : IDisposable
     private ServedModel? served;
     private string? servedKey;
     private (PendingTokens Batch, TaskCompletionSource<TokenBatch> Completion)? inFlight; // launched, not yet collected
+    private readonly Dictionary<string, IDisposable> attachments = [];
 
     public ModelThread(ModelThreadSettings settings, ILogger<ModelThread> logger)
     {
@@ -130,12 +141,33 @@ public sealed class ModelThread : IDisposable
         return session!.Model;
     }
 
+    /// <summary>
+    /// The served model's companion of type <typeparamref name="T"/> under <paramref name="key"/> (e.g. an evaluation's
+    /// metric networks), created on first use and disposed when the served model changes or the thread stops. Only
+    /// valid on the device thread, i.e. inside a <see cref="RunAsync"/> job.
+    /// </summary>
+    public T Attachment<T>(string key, Func<ITokenizerModel, Device, T> create) where T : class, IDisposable
+    {
+        if (Thread.CurrentThread != thread) throw new InvalidOperationException("Attachments are only reachable on the model thread");
+        if (session is null) throw new InvalidOperationException("No model is served yet");
+        if (attachments.TryGetValue(key, out var existing)) return (T)existing;
+        var created = create(session.Model, Device);
+        attachments[key] = created;
+        return created;
+    }
+
+    private void DisposeAttachments()
+    {
+        foreach (var attachment in attachments.Values) attachment.Dispose();
+        attachments.Clear();
+    }
+
     /// <summary>Serves an already built model as <paramref name="source"/>'s, for benchmarks and tests without a checkpoint file.</summary>
     public Task<ServedModel> ServeAsync(ModelSource source, ITokenizerModel model, CancellationToken cancellationToken) =>
-        RunAsync(() => Serve(KeyOf(source), source.Sha256, model), cancellationToken);
+        RunAsync(() => Serve(KeyOf(source), source.Sha256, model, source.Precision), cancellationToken);
 
     /// <summary>Two sources are the same model when the content and the way it is read are the same (not the path).</summary>
-    private static string KeyOf(ModelSource source) => $"{source.Sha256}|{source.Options}";
+    private static string KeyOf(ModelSource source) => $"{source.Sha256}|{source.Options}|{source.Precision}";
 
     private ServedModel Ensure(ModelSource source)
     {
@@ -144,20 +176,21 @@ public sealed class ModelThread : IDisposable
         Log.LoadingModel(logger, source.LocalPath, Device.ToString());
         var started = TimeProvider.System.GetTimestamp();
         var loaded = TokenizerCheckpoints.Load(source.LocalPath, source.Options, source.Sha256);
-        var model = Serve(key, source.Sha256, loaded.Model);
+        var model = Serve(key, source.Sha256, loaded.Model, source.Precision);
         Log.LoadedModel(logger, source.LocalPath, source.Sha256, model.Description.Kind, model.Device, model.Precision,
             (long)TimeProvider.System.GetElapsedTime(started).TotalMilliseconds);
         return model;
     }
 
-    /// <summary>Replaces the served model: bf16 stacks on a GPU, float32 on the CPU.</summary>
-    private ServedModel Serve(string key, string sha256, ITokenizerModel model)
+    /// <summary>Replaces the served model: on the serving path bf16 stacks on a GPU, float32 on the CPU.</summary>
+    private ServedModel Serve(string key, string sha256, ITokenizerModel model, ModelPrecision requested)
     {
         FinishInFlight(); // it belongs to the session about to go
+        DisposeAttachments();
         session?.Model.Dispose();
         session?.Dispose();
         session = null;
-        var precision = IsCuda ? ScalarType.BFloat16 : ScalarType.Float32;
+        var precision = IsCuda && requested == ModelPrecision.Serving ? ScalarType.BFloat16 : ScalarType.Float32;
         model.PrepareForInference(Device, precision, settings.FastPaths ?? CudaFastPaths.All);
         session = new TokenizerSession(model, Device);
         served = new ServedModel(sha256, model.Description, Device.ToString(), precision.ToString());
@@ -202,6 +235,7 @@ public sealed class ModelThread : IDisposable
     {
         work.CompleteAdding();
         thread.Join(TimeSpan.FromSeconds(30));
+        DisposeAttachments();
         session?.Model.Dispose();
         session?.Dispose();
         work.Dispose();

@@ -857,12 +857,15 @@ public sealed class UniTokModel : nn.Module, ITokenizerModel
     /// Reference <c>img_to_reconstructed_img</c> without its final clamp (see <see cref="IndicesToImage"/>): encode,
     /// quantize, decode, with the ids the quantizer chose.
     /// </summary>
-    public Reconstruction Reconstruct(Tensor images)
+    public Reconstruction Reconstruct(Tensor images, bool withEmbedding = false)
     {
         using var scope = NewDisposeScope();
         var quantized = quantizer.Quantize(quant_proj.call(EncoderTokens(images)));
-        var recon = Decode(post_quant_proj.call(quantized.Quantized));
-        return new Reconstruction(recon.MoveToOuterDisposeScope(), quantized.Indices.MoveToOuterDisposeScope());
+        var quant = post_quant_proj.call(quantized.Quantized);
+        var recon = Decode(quant);
+        // The straight-through forward value is the normalised code, i.e. idx_to_f of the ids: encode_image's path.
+        var embedding = withEmbedding ? F.normalize(ClipHead(quant), p: 2, dim: -1).MoveToOuterDisposeScope() : null;
+        return new Reconstruction(recon.MoveToOuterDisposeScope(), quantized.Indices.MoveToOuterDisposeScope(), embedding);
     }
 
     /// <summary>Every stage of encode and quantize, the quantizer's losses and usage (it updates its usage statistics).</summary>

@@ -150,13 +150,14 @@ public sealed class WinTokModel : nn.Module, ITokenizerModel
     }
 
     /// <summary>Reference <c>img_to_reconstructed_img</c>: encode then decode, not clamped, with the ids on the way.</summary>
-    public Reconstruction Reconstruct(Tensor images)
+    public Reconstruction Reconstruct(Tensor images, bool withEmbedding = false)
     {
         using var scope = NewDisposeScope();
-        var (pixels, _) = EncodeTokens(images);
+        var (pixels, semantic) = EncodeTokens(images);
         var quantized = quantizer.Quantize(quant_proj.call(pixels.to(float32)));
         var recon = Decode(post_quant_proj.call(quantized.Quantized));
-        return new Reconstruction(recon.MoveToOuterDisposeScope(), quantized.Indices.MoveToOuterDisposeScope());
+        var embedding = withEmbedding ? F.normalize(SemanticHead(semantic).to(float32).mean([1]), p: 2, dim: -1).MoveToOuterDisposeScope() : null;
+        return new Reconstruction(recon.MoveToOuterDisposeScope(), quantized.Indices.MoveToOuterDisposeScope(), embedding);
     }
 
     public override void train(bool on = true)
