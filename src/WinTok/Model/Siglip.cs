@@ -199,24 +199,30 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>, IInfer
 }
 
 /// <summary>
-/// HF <c>SiglipVisionTransformer</c> without its MAP head (the reference sets <c>head = None</c>). The decoder reuses it
-/// without embeddings, as the reference sets <c>decoder.vision_model.embeddings = None</c>.
+/// HF <c>SiglipVisionTransformer</c>. WinTok's encoder has no MAP head (the reference sets <c>head = None</c>); the
+/// decoder reuses it without embeddings, as the reference sets <c>decoder.vision_model.embeddings = None</c>; the
+/// frozen distillation teacher has both (<see cref="SiglipTeacher"/>).
 /// </summary>
 internal sealed class SiglipVisionTransformer : nn.Module, IInferenceModule
 {
     private readonly SiglipVisionEmbeddings? embeddings;
     private readonly SiglipEncoder encoder;
     private readonly LayerNorm post_layernorm;
+    private readonly SiglipMultiheadAttentionPoolingHead? head;
     private InferenceKernels kernels = InferenceKernels.Torch;
 
-    public SiglipVisionTransformer(int depth, int hidden, int heads, int intermediate, double eps, EncoderShape? withEmbeddings)
+    public SiglipVisionTransformer(int depth, int hidden, int heads, int intermediate, double eps, EncoderShape? withEmbeddings, bool withHead = false)
         : base(nameof(SiglipVisionTransformer))
     {
         if (withEmbeddings is not null) embeddings = new SiglipVisionEmbeddings(withEmbeddings);
         encoder = new SiglipEncoder(depth, hidden, heads, intermediate, eps);
         post_layernorm = nn.LayerNorm(hidden, eps);
+        if (withHead) head = new SiglipMultiheadAttentionPoolingHead(hidden, heads, intermediate, eps);
         RegisterComponents();
     }
+
+    /// <summary>The MAP head's pooled output (B, D) of post-norm tokens (B, T, D): HF's <c>pooler_output</c>.</summary>
+    public Tensor Pool(Tensor hidden) => (head ?? throw new InvalidOperationException("This tower has no pooling head")).call(hidden);
 
     public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
 
