@@ -172,32 +172,46 @@ public sealed class DinoDiscriminator : nn.Module
     public Tensor Forward(Tensor images, ITrainingRandomness random)
     {
         using var scope = NewDisposeScope();
-        var backbone = dino.Network;
-        var patch = backbone.Config.PatchSize;
-        Tensor x;
-        using (Autocast.Suspend())
+        return Score(Preprocess(images, random)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The backbone's input (float32, autocast off as in the reference): ImageNet normalisation, then the largest
+    /// multiple of the patch size by one random crop for the batch (coin at most 0.5) or an <c>area</c> resize;
+    /// bicubic when the image is not larger than that in both dimensions.
+    /// </summary>
+    internal Tensor Preprocess(Tensor images, ITrainingRandomness random)
+    {
+        using var scope = NewDisposeScope();
+        using var fullPrecision = Autocast.Suspend();
+        var patch = dino.Network.Config.PatchSize;
+        var x = (x_scale * images.to(ScalarType.Float32)).add_(x_shift);
+        var (h, w) = (x.shape[2], x.shape[3]);
+        var (nearH, nearW) = (h / patch * patch, w / patch * patch);
+        if (h > nearH && w > nearW)
         {
-            x = (x_scale * images.to(ScalarType.Float32)).add_(x_shift);
-            var (h, w) = (x.shape[2], x.shape[3]);
-            var (nearH, nearW) = (h / patch * patch, w / patch * patch);
-            if (h > nearH && w > nearW)
+            if (random.ResizeCoin() <= 0.5)
             {
-                if (random.ResizeCoin() <= 0.5)
-                {
-                    var (top, left) = random.CropOffset(h - nearH + 1, w - nearW + 1);
-                    x = x.narrow(2, top, nearH).narrow(3, left, nearW);
-                }
-                else
-                {
-                    x = F.interpolate(x, size: [nearH, nearW], mode: InterpolationMode.Area);
-                }
+                var (top, left) = random.CropOffset(h - nearH + 1, w - nearW + 1);
+                x = x.narrow(2, top, nearH).narrow(3, left, nearW);
             }
             else
             {
-                x = F.interpolate(x, size: [nearH, nearW], mode: InterpolationMode.Bicubic, align_corners: false);
+                x = F.interpolate(x, size: [nearH, nearW], mode: InterpolationMode.Area);
             }
         }
-        var features = backbone.IntermediateLayers(x, Config.KeyDepths);
+        else
+        {
+            x = F.interpolate(x, size: [nearH, nearW], mode: InterpolationMode.Bicubic, align_corners: false);
+        }
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Backbone features at the key depths, each (patch + class token) scored per token by its head.</summary>
+    internal Tensor Score(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var features = dino.Network.IntermediateLayers(x, Config.KeyDepths);
         var b = x.shape[0];
         var predictions = features.Select((feature, i) =>
         {
