@@ -1,0 +1,68 @@
+using static TorchSharp.torch;
+
+namespace WinTok.Tests.Evaluation;
+
+/// <summary>A tensor named in a fixture's parameter list: name, shape and dtype, in state-dict order.</summary>
+internal sealed record TensorSpec(string Name, long[] Shape, string DType);
+
+/// <summary>
+/// The fixtures' deterministic "formula" weights (tests/fixtures/README.md, section metrics/, and
+/// tests/fixtures/metrics/generate.py <c>formula_state</c>), so that the metric networks run without their weight files.
+/// For the tensor at position k of its list, element i uses s = sin(0.1 + 0.37 (i mod 10007) + 1.7 k) in float64, then:
+/// running_var 1 + 0.25 s², running_mean 0.1 s, 1-d <c>*bn.weight</c> 1 + 0.1 s, other 1-d 0.05 s, and tensors of 2 or
+/// more dimensions s·sqrt(3 / fan_in) (its absolute value for LPIPS heads); integer tensors stay zero.
+/// </summary>
+internal static class FormulaWeights
+{
+    private const int Period = 10007;
+
+    /// <summary>True for LPIPS linear heads: the training names <c>lins.K.*</c> and the pip head-file names <c>linK.*</c>.</summary>
+    public static bool IsLpipsHead(string name) =>
+        name.StartsWith("lins.", StringComparison.Ordinal) || name.Contains(".lins.", StringComparison.Ordinal)
+        || (name.StartsWith("lin", StringComparison.Ordinal) && name.Length > 3 && char.IsAsciiDigit(name[3]));
+
+    public static Dictionary<string, Tensor> Generate(IReadOnlyList<TensorSpec> specs)
+    {
+        var weights = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        for (int k = 0; k < specs.Count; k++)
+        {
+            var spec = specs[k];
+            weights[spec.Name] = spec.DType switch
+            {
+                "float32" => tensor(Values(spec, k), spec.Shape, float32),
+                "int64" => zeros(spec.Shape, int64),
+                _ => throw new NotSupportedException($"Formula weights for {spec.Name}: dtype {spec.DType} is not used by the fixtures"),
+            };
+        }
+        return weights;
+    }
+
+    private static float[] Values(TensorSpec spec, int k)
+    {
+        long count = spec.Shape.Aggregate(1L, (product, size) => product * size);
+        // The values repeat with period 10007 in i, so one period per tensor is computed and tiled.
+        var period = new float[Math.Min(count, Period)];
+        for (int i = 0; i < period.Length; i++)
+        {
+            // Evaluated as Python does: (0.1 + 0.37 * i) + 1.7 * k, all in float64.
+            double s = Math.Sin(0.1 + 0.37 * i + 1.7 * k);
+            period[i] = (float)Formula(spec, count, s);
+        }
+        var values = new float[count];
+        for (long i = 0; i < count; i += period.Length)
+        {
+            Array.Copy(period, 0, values, i, Math.Min(period.Length, count - i));
+        }
+        return values;
+    }
+
+    private static double Formula(TensorSpec spec, long count, double s)
+    {
+        if (spec.Name.EndsWith("running_var", StringComparison.Ordinal)) return 1 + 0.25 * s * s;
+        if (spec.Name.EndsWith("running_mean", StringComparison.Ordinal)) return 0.1 * s;
+        if (spec.Shape.Length == 1) return spec.Name.EndsWith("bn.weight", StringComparison.Ordinal) ? 1 + 0.1 * s : 0.05 * s;
+        long fanIn = count / spec.Shape[0];
+        double value = s * Math.Sqrt(3.0 / fanIn);
+        return IsLpipsHead(spec.Name) ? Math.Abs(value) : value;
+    }
+}
