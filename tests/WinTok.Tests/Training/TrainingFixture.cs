@@ -1,6 +1,8 @@
 using System.Text.Json;
 using WinTok.Checkpoints;
+using WinTok.Evaluation;
 using WinTok.Model;
+using WinTok.Tests.Evaluation;
 using WinTok.TestSupport;
 using WinTok.Training;
 using static TorchSharp.torch;
@@ -93,13 +95,31 @@ internal sealed class TrainingFixture
             var name = (string)row[0]!;
             var shape = ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray();
             var rule = (string)row[3]!;
-            var values = FormulaWeights.Values(shape, k, rule);
-            FormulaWeights.AssertDigest(name, values, Number(row[4]), Number(row[5]), Number(row[6]));
+            var values = TableFormulaWeights.Values(shape, k, rule);
+            TableFormulaWeights.AssertDigest(name, values, Number(row[4]), Number(row[5]), Number(row[6]));
             weights[name] = tensor(values).reshape(shape);
         }
         try
         {
             return DinoVisionTransformer.FromStateDict(weights, Dino);
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>The training LPIPS with the README's formula weights (the metrics fixture's), checked against config.json's table.</summary>
+    public Lpips BuildLpips()
+    {
+        var table = List(Dictionary(Config, "lpips"), "params").Cast<IReadOnlyList<object?>>().ToList();
+        var specs = table.Select(row => new TensorSpec((string)row[0]!, ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray(), (string)row[2]!)).ToList();
+        var weights = FormulaWeights.Generate(specs);
+        try
+        {
+            foreach (var row in table)
+                TableFormulaWeights.AssertDigest((string)row[0]!, weights[(string)row[0]!].data<float>().ToArray(), Number(row[3]), Number(row[4]), Number(row[5]));
+            return Lpips.FromTensors(weights, "formula weights of " + Name);
         }
         finally
         {
@@ -143,8 +163,8 @@ internal sealed class TrainingFixture
     };
 }
 
-/// <summary>The README's formula weights: <c>s = sin(0.1 + 0.37 (i mod 10007) + 1.7 k)</c> in float64, rule, then float32.</summary>
-internal static class FormulaWeights
+/// <summary>The README's formula weights by the rule column of config.json's tables: <c>s = sin(0.1 + 0.37 (i mod 10007) + 1.7 k)</c> in float64, rule, then float32.</summary>
+internal static class TableFormulaWeights
 {
     public static float[] Values(long[] shape, int k, string rule)
     {
