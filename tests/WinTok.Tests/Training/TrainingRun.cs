@@ -55,7 +55,6 @@ internal sealed class TrainingRun
         using var discriminator = fixture.LoadDiscriminator();
         using var teacher = fixture.LoadTeacher();
         using var lpips = fixture.BuildLpips();
-        if (precision == ScalarType.BFloat16) lpips.to(ScalarType.BFloat16);
         using var kicks = new Generator(20260601);
         var random = new ReplayRandomness(fixture.Recorded);
         using var trainer = new WinTokTrainer(generator, discriminator, teacher, new LpipsLoss(lpips),
