@@ -145,7 +145,6 @@ public sealed class WinTokTrainer : IDisposable
         var (lq, le, ldistill) = (log.Add("Lq", encoded.VqLoss), log.Add("Le", encoded.EntropyLoss), log["Ldistill"]);
         log.Add("CodebookUsage", encoded.Usage);
 
-        Tensor? weiG = null;
         if (plan.DiscriminatorActive)
         {
             SetTrainable(discriminator, false);
@@ -154,7 +153,7 @@ public sealed class WinTokTrainer : IDisposable
             using (Autocast.Enter(Options.Precision))
                 lg = log.Add("Lg", discriminator.Forward(discriminatorAugment.Augment(recon, plan.BlurFade, random), random).to(ScalarType.Float32).mean().neg());
             discriminator.train();
-            weiG = AdversarialWeight(plan, lnll, lg, log);
+            var weiG = AdversarialWeight(plan, lnll, lg, log);
             lv = lnll + lq * Options.QuantWeight + le * Options.EntropyWeight + weiG * lg + ldistill * Options.DistillWeight;
         }
         else
@@ -164,12 +163,8 @@ public sealed class WinTokTrainer : IDisposable
         log.Add("LvTotal", lv);
         var generatorNorm = BackwardClipStep(lv, GeneratorOptimizer, generatorParameters, plan.Stepping);
 
-        float? discriminatorNorm = null;
-        Tensor? ld = null;
-        if (plan.DiscriminatorActive)
-        {
-            (ld, discriminatorNorm) = DiscriminatorStep(images, recon.detach(), plan, log);
-        }
+        // The discriminator learns from the reconstructions of this forward, detached (the reference's rec_img.data).
+        var discriminatorNorm = plan.DiscriminatorActive ? DiscriminatorStep(images, recon.detach(), plan, log) : null;
 
         var values = log.Read();
         var nonFinite = values.Where(v => !double.IsFinite(v.Value)).Select(v => $"{v.Key} = {v.Value}").ToList();
@@ -305,8 +300,11 @@ public sealed class WinTokTrainer : IDisposable
         return log.Add("WeiG", w.mul(weight));
     }
 
-    /// <summary>The discriminator's half of the iteration: hinge + LeCAM + BCR on real and detached fake images.</summary>
-    private (Tensor Ld, float? Norm) DiscriminatorStep(Tensor images, Tensor recon, IterationPlan plan, ScalarLog log)
+    /// <summary>
+    /// The discriminator's half of the iteration: hinge + LeCAM + BCR on real and detached fake images, then its
+    /// backward, clip and step. Returns its gradient norm before clipping on stepping iterations.
+    /// </summary>
+    private float? DiscriminatorStep(Tensor images, Tensor recon, IterationPlan plan, ScalarLog log)
     {
         SetTrainable(discriminator, true);
         Tensor real, fake, ld;
@@ -342,8 +340,7 @@ public sealed class WinTokTrainer : IDisposable
             ld = ld + log.Add("Lbcr", lbcr);
         }
         log.Add("LdTotal", ld);
-        var norm = BackwardClipStep(ld, DiscriminatorOptimizer, discriminatorParameters, plan.Stepping);
-        return (ld, norm);
+        return BackwardClipStep(ld, DiscriminatorOptimizer, discriminatorParameters, plan.Stepping);
     }
 
     /// <summary>
