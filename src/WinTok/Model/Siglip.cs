@@ -171,6 +171,7 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>, IInfer
     private readonly Embedding position_embedding;
     private readonly int patch;
     private InferenceKernels kernels = InferenceKernels.Torch;
+    private bool patchesAsGemm; // set when prepared for serving
 
     public SiglipVisionEmbeddings(EncoderShape shape) : base(nameof(SiglipVisionEmbeddings))
     {
@@ -180,20 +181,34 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>, IInfer
         RegisterComponents();
     }
 
-    public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
+    public void PrepareForInference(InferenceKernels kernels)
+    {
+        this.kernels = kernels;
+        patchesAsGemm = true;
+    }
 
-    public void ResetForTraining() => kernels = InferenceKernels.Torch;
+    public void ResetForTraining()
+    {
+        kernels = InferenceKernels.Torch;
+        patchesAsGemm = false;
+    }
 
     public override Tensor forward(Tensor pixels) // (B, 3, H, W) -> (B, L, D)
     {
         using var scope = NewDisposeScope();
-        // A stride-p p x p convolution is a linear layer over non-overlapping patches; as a GEMM it runs at matmul
-        // speed, where cuDNN's convolution kernels for this shape took several ms per batch of 128 on the H100.
+        // position_ids is arange(L), a non-persistent buffer in HF: the lookup is the whole table.
+        if (!patchesAsGemm)
+        {
+            // The reference's convolution, op for op: training and its parity tests get PyTorch's exact numbers
+            // (forward and gradients), which the GEMM below only matches to float32 rounding.
+            return (Conv.Forward(patch_embedding, pixels).flatten(2).transpose(1, 2) + position_embedding.weight!).MoveToOuterDisposeScope();
+        }
+        // Serving: a stride-p p x p convolution is a linear layer over non-overlapping patches; as a GEMM it runs at
+        // matmul speed, where cuDNN's convolution kernels for this shape took several ms per batch of 128 on the H100.
         var (b, c, h, w) = (pixels.shape[0], pixels.shape[1], pixels.shape[2] / patch, pixels.shape[3] / patch);
         var rows = pixels.view(b, c, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w, c * patch * patch); // (c, kh, kw) order
         var kernel = patch_embedding.weight!;
         var patches = Dense.Forward(rows, kernel.view(kernel.shape[0], -1), patch_embedding.bias, kernels);
-        // position_ids is arange(L), a non-persistent buffer in HF: the lookup is the whole table.
         return (patches + position_embedding.weight!).MoveToOuterDisposeScope();
     }
 }

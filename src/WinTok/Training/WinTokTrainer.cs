@@ -97,12 +97,6 @@ public sealed class WinTokTrainer : IDisposable
 
     public AdamW DiscriminatorOptimizer { get; }
 
-    /// <summary>
-    /// Diagnostics: called on stepping iterations with "generator" or "discriminator" and that model's parameters after
-    /// clipping, just before the optimizer step (where the reference fixture digests its gradients).
-    /// </summary>
-    internal Action<string, IReadOnlyList<(string Name, Parameter Parameter)>>? ClippedGradientsObserver { get; set; }
-
     /// <summary>The iteration after the last one run (0 before any).</summary>
     public long NextIteration { get; private set; }
 
@@ -355,7 +349,6 @@ public sealed class WinTokTrainer : IDisposable
         var trainable = parameters.Select(p => p.Parameter).Where(p => p.requires_grad).ToList();
         reducer?.Reduce(trainable);
         float? norm = Options.GradientClip > 0 ? GradientClipping.ClipGradNorm(parameters.Select(p => p.Parameter), Options.GradientClip) : null;
-        ClippedGradientsObserver?.Invoke(ReferenceEquals(optimizer, GeneratorOptimizer) ? "generator" : "discriminator", parameters);
         optimizer.Step();
         optimizer.ZeroGrad();
         return norm;
