@@ -87,6 +87,7 @@ internal static class Dense
         if (kernels.Linear is { } fused && fused.TryForward(x, weight, bias, residual, gelu, out var output))
             return output;
         using var scope = NewDisposeScope();
+        (x, weight, bias) = (Autocast.Low(x)!, Autocast.Low(weight)!, Autocast.Low(bias));
         var rows = x.reshape(-1, weight.shape[1]);
         var product = bias is null ? rows.mm(weight.t()) : addmm(bias, rows, weight.t(), beta: 1, alpha: 1);
         var shape = x.shape.ToArray();
@@ -98,11 +99,37 @@ internal static class Dense
     }
 }
 
-/// <summary>LayerNorm as this model runs it: torch's module, or our one-pass bf16 kernel (<see cref="FusedLayerNorm"/>).</summary>
+/// <summary>
+/// LayerNorm as this model runs it: torch's module (in float32 inside an <see cref="Autocast"/> region, as autocast
+/// runs it), or our one-pass bf16 kernel (<see cref="FusedLayerNorm"/>).
+/// </summary>
 internal static class Norm
 {
-    public static Tensor Forward(LayerNorm norm, Tensor x, InferenceKernels kernels) =>
-        kernels.LayerNorm is { } fused && fused.TryForward(x, norm.weight!, norm.bias!, norm.eps, out var y)
-            ? y
-            : norm.call(x);
+    public static Tensor Forward(LayerNorm norm, Tensor x, InferenceKernels kernels)
+    {
+        if (kernels.LayerNorm is { } fused && fused.TryForward(x, norm.weight!, norm.bias!, norm.eps, out var y))
+            return y;
+        if (Autocast.LowPrecision is null)
+            return norm.call(x);
+        using var scope = NewDisposeScope();
+        return norm.call(Autocast.Full(x)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Convolutions as this model runs them: the module itself, or inside an <see cref="Autocast"/> region the same
+/// convolution on low-precision copies of input, weight and bias.
+/// </summary>
+internal static class Conv
+{
+    public static Tensor Forward(Conv2d conv, Tensor x)
+    {
+        if (Autocast.LowPrecision is null)
+            return conv.call(x);
+        using var scope = NewDisposeScope();
+        if (conv.padding_mode != PaddingModes.Zeros || conv.padding is null)
+            throw new NotSupportedException("Autocast convolutions support explicit zero padding only");
+        return F.conv2d(Autocast.Low(x)!, Autocast.Low(conv.weight)!, Autocast.Low(conv.bias), conv.stride, conv.padding, conv.dilation, conv.groups)
+            .MoveToOuterDisposeScope();
+    }
 }

@@ -171,6 +171,7 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>, IInfer
     private readonly Embedding position_embedding;
     private readonly int patch;
     private InferenceKernels kernels = InferenceKernels.Torch;
+    private bool patchesAsGemm; // set when prepared for serving
 
     public SiglipVisionEmbeddings(EncoderShape shape) : base(nameof(SiglipVisionEmbeddings))
     {
@@ -180,43 +181,63 @@ internal sealed class SiglipVisionEmbeddings : nn.Module<Tensor, Tensor>, IInfer
         RegisterComponents();
     }
 
-    public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
+    public void PrepareForInference(InferenceKernels kernels)
+    {
+        this.kernels = kernels;
+        patchesAsGemm = true;
+    }
 
-    public void ResetForTraining() => kernels = InferenceKernels.Torch;
+    public void ResetForTraining()
+    {
+        kernels = InferenceKernels.Torch;
+        patchesAsGemm = false;
+    }
 
     public override Tensor forward(Tensor pixels) // (B, 3, H, W) -> (B, L, D)
     {
         using var scope = NewDisposeScope();
-        // A stride-p p x p convolution is a linear layer over non-overlapping patches; as a GEMM it runs at matmul
-        // speed, where cuDNN's convolution kernels for this shape took several ms per batch of 128 on the H100.
+        // position_ids is arange(L), a non-persistent buffer in HF: the lookup is the whole table.
+        if (!patchesAsGemm)
+        {
+            // The reference's convolution, op for op: training and its parity tests get PyTorch's exact numbers
+            // (forward and gradients), which the GEMM below only matches to float32 rounding.
+            return (Conv.Forward(patch_embedding, pixels).flatten(2).transpose(1, 2) + position_embedding.weight!).MoveToOuterDisposeScope();
+        }
+        // Serving: a stride-p p x p convolution is a linear layer over non-overlapping patches; as a GEMM it runs at
+        // matmul speed, where cuDNN's convolution kernels for this shape took several ms per batch of 128 on the H100.
         var (b, c, h, w) = (pixels.shape[0], pixels.shape[1], pixels.shape[2] / patch, pixels.shape[3] / patch);
         var rows = pixels.view(b, c, h, patch, w, patch).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w, c * patch * patch); // (c, kh, kw) order
         var kernel = patch_embedding.weight!;
         var patches = Dense.Forward(rows, kernel.view(kernel.shape[0], -1), patch_embedding.bias, kernels);
-        // position_ids is arange(L), a non-persistent buffer in HF: the lookup is the whole table.
         return (patches + position_embedding.weight!).MoveToOuterDisposeScope();
     }
 }
 
 /// <summary>
-/// HF <c>SiglipVisionTransformer</c> without its MAP head (the reference sets <c>head = None</c>). The decoder reuses it
-/// without embeddings, as the reference sets <c>decoder.vision_model.embeddings = None</c>.
+/// HF <c>SiglipVisionTransformer</c>. WinTok's encoder has no MAP head (the reference sets <c>head = None</c>); the
+/// decoder reuses it without embeddings, as the reference sets <c>decoder.vision_model.embeddings = None</c>; the
+/// frozen distillation teacher has both (<see cref="SiglipTeacher"/>).
 /// </summary>
 internal sealed class SiglipVisionTransformer : nn.Module, IInferenceModule
 {
     private readonly SiglipVisionEmbeddings? embeddings;
     private readonly SiglipEncoder encoder;
     private readonly LayerNorm post_layernorm;
+    private readonly SiglipMultiheadAttentionPoolingHead? head;
     private InferenceKernels kernels = InferenceKernels.Torch;
 
-    public SiglipVisionTransformer(int depth, int hidden, int heads, int intermediate, double eps, EncoderShape? withEmbeddings)
+    public SiglipVisionTransformer(int depth, int hidden, int heads, int intermediate, double eps, EncoderShape? withEmbeddings, bool withHead = false)
         : base(nameof(SiglipVisionTransformer))
     {
         if (withEmbeddings is not null) embeddings = new SiglipVisionEmbeddings(withEmbeddings);
         encoder = new SiglipEncoder(depth, hidden, heads, intermediate, eps);
         post_layernorm = nn.LayerNorm(hidden, eps);
+        if (withHead) head = new SiglipMultiheadAttentionPoolingHead(hidden, heads, intermediate, eps);
         RegisterComponents();
     }
+
+    /// <summary>The MAP head's pooled output (B, D) of post-norm tokens (B, T, D): HF's <c>pooler_output</c>.</summary>
+    public Tensor Pool(Tensor hidden) => (head ?? throw new InvalidOperationException("This tower has no pooling head")).call(hidden);
 
     public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
 

@@ -39,6 +39,13 @@ internal sealed class VectorQuantizer : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>How many forwards have updated <c>vocab_usage</c>: it picks the update's EMA weight (copy, 0.9, 0.99).</summary>
+    public int UsageRecordTimes
+    {
+        get => usageRecordTimes;
+        set => usageRecordTimes = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "A record count cannot be negative");
+    }
+
     public Tensor NormalizedCodes() => F.normalize(codebook.weight!, p: 2, dim: 1).to(float32);
 
     /// <summary>Nearest code per row: (M, w) features -> (M) ids; ties go to the first maximum, as torch.argmax does.</summary>
@@ -125,6 +132,18 @@ internal sealed class VectorQuantizerM : nn.Module, IInferenceModule
     public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
 
     public void ResetForTraining() => kernels = InferenceKernels.Torch;
+
+    /// <summary>Each codebook's usage record count (not in the state_dict, as in the reference).</summary>
+    public IReadOnlyList<int> UsageRecordCounts
+    {
+        get => codebooks.Select(book => book.UsageRecordTimes).ToArray();
+        set
+        {
+            if (value.Count != codebooks.Count)
+                throw new ArgumentException($"Expected {codebooks.Count} usage record counts, one per codebook, got {value.Count}");
+            for (var i = 0; i < value.Count; i++) codebooks[i].UsageRecordTimes = value[i];
+        }
+    }
 
     /// <summary>(B, L, K*w) -> ids (B, K, L), per-codebook ids in [0, V/K).</summary>
     public Tensor FeaturesToIndices(Tensor features)

@@ -201,8 +201,15 @@ public sealed class WinTokModel : nn.Module, ITokenizerModel
     {
         using var scope = NewDisposeScope();
         var (pixels, semantic) = EncodeTokens(images);
-        var q = quantizer.Quantize(quant_proj.call(pixels.to(float32)));
-        var quant = post_quant_proj.call(q.Quantized);
+        QuantizerOutput q;
+        Tensor quant;
+        // The reference turns autocast off here: projections and quantizer always run in float32. It also wraps both
+        // projections in non-reentrant activation checkpointing, which saves memory at scale but changes no number.
+        using (Autocast.Suspend())
+        {
+            q = quantizer.Quantize(quant_proj.call(pixels.to(float32)));
+            quant = post_quant_proj.call(q.Quantized);
+        }
         var queryTokens = SemanticHead(semantic);
         var pooled = queryTokens.mean([1]);
         return new EncodeOutput(pooled, queryTokens, quant, q.Indices, q.VqLoss, q.EntropyLoss, q.Usage).MoveToOuterDisposeScope();
@@ -215,13 +222,15 @@ public sealed class WinTokModel : nn.Module, ITokenizerModel
         var grid = Config.Encoder.GridSize;
         var patch = Config.Encoder.PatchSize;
         var b = quant.shape[0];
-        var x = decode_task_layer_1.call(quant.to(ComputeDtype)) + decoder_rec_pos_embed.to(ComputeDtype);
+        var (first, second) = ((Linear)decode_task_layer_1[0], (Linear)decode_task_layer_1[2]);
+        var x = Dense.Forward(second, Dense.Forward(first, quant.to(ComputeDtype), kernels).tanh(), kernels)
+                + decoder_rec_pos_embed.to(ComputeDtype);
         x = decoder.VisionModel.Encode(x);                                       // (B, L, Dd)
         x = x.permute(0, 2, 1).contiguous().view(b, -1, grid, grid);            // (B, Dd, G, G)
-        x = decode_task_layer_2.call(x);                                         // (B, p*p*3, G, G), channels (p1 p2 c)
+        x = Conv.Forward((Conv2d)decode_task_layer_2[0], x);                     // (B, p*p*3, G, G), channels (p1 p2 c)
         x = x.view(b, patch, patch, 3, grid, grid).permute(0, 3, 4, 1, 5, 2)    // [b, c, h, p1, w, p2]
              .reshape(b, 3, grid * patch, grid * patch);
-        return conv_out.call(x).to(float32).MoveToOuterDisposeScope();
+        return Conv.Forward(conv_out, x).to(float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Reference <c>encode_image</c>: the L2-normalised pooled semantic embedding (B, D).</summary>
@@ -243,8 +252,21 @@ public sealed class WinTokModel : nn.Module, ITokenizerModel
         return (encoded.MoveToOuterDisposeScope(), recon);
     }
 
+    /// <summary>
+    /// How many forwards each codebook's <c>vocab_usage</c> buffer has recorded (it picks the EMA weight). Not in the
+    /// state_dict, as in the reference; a trainer saves and restores it so a resume continues the same statistics.
+    /// </summary>
+    public IReadOnlyList<int> UsageRecordCounts
+    {
+        get => quantizer.UsageRecordCounts;
+        set => quantizer.UsageRecordCounts = value;
+    }
+
     /// <summary>Reference <c>get_last_layer</c>: the weight the adaptive GAN loss weight is measured on.</summary>
     public Parameter LastLayer => conv_out.weight!;
+
+    /// <summary>Reference <c>scaling_layer</c>: images in [-1, 1] to SigLIP's input convention (what the teacher reads).</summary>
+    public Tensor ScaleForSiglip(Tensor images) => scaling_layer.call(images.to(float32));
 
     /// <summary>Encoder with the semantic tokens appended; returns pixel (B, L, D) and semantic (B, N, D) outputs.</summary>
     internal (Tensor Pixels, Tensor Semantic) EncodeTokens(Tensor images)

@@ -56,3 +56,35 @@ public sealed class NativeMemoryTests
         Assert.Equal(before, TorchSharp.torch.Tensor.TotalCount);
     }
 }
+
+[Collection(nameof(NativeMemoryTests))]
+public sealed class TrainerNativeMemoryTests
+{
+    [Fact]
+    public void TrainStep_InALoop_KeepsTheLiveTensorCountFlat()
+    {
+        var fixture = WinTok.Tests.Training.TrainingFixture.Get(WinTok.TestSupport.TestFixtures.Folder("training"));
+        using var generator = fixture.LoadGenerator();
+        using var discriminator = fixture.LoadDiscriminator();
+        using var teacher = fixture.LoadTeacher();
+        using var lpips = fixture.BuildLpips();
+        using var random = new WinTok.Training.TorchRandomness(3);
+        using var trainer = new WinTok.Training.WinTokTrainer(generator, discriminator, teacher, new WinTok.Training.LpipsLoss(lpips), fixture.Options(), random);
+        long Step(int iteration)
+        {
+            trainer.TrainStep(fixture.Batch(iteration), iteration);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            return TorchSharp.torch.Tensor.TotalCount;
+        }
+        // Iterations in the discriminator phase, where every part of the step runs; the first steps create the
+        // optimizer moments and the blur kernel, which live on.
+        for (var i = 9; i < 13; i++) Step(i);
+        var before = Step(13);
+
+        var after = Step(15);
+
+        Assert.Equal(before, after);
+    }
+}
