@@ -2,6 +2,8 @@ using System.CommandLine;
 using WinTok.Checkpoints;
 using WinTok.Cli.Commands;
 using WinTok.Cli.Hosting;
+using WinTok.Evaluation;
+using WinTok.Jobs.Checkpoints;
 
 // The `wintok` command line. Each verb lives in Commands/ as a static factory and builds its host with
 // Hosting/WinTokHost; this file is the table of contents.
@@ -18,6 +20,9 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     VerifyCommand.Create(),
 };
 
+// Help says `wintok` however it is started (the launcher quickstart.sh installs runs `dotnet WinTok.Cli.dll`).
+root.HelpName = "wintok";
+
 var parse = root.Parse(args);
 // Ctrl+C and SIGTERM cancel the verb's token and the verb ends on its own terms: a job is recorded as cancelled, a
 // worker drains (HostOptions:ShutdownTimeout). The forced exit only backs that up, so it waits longer than any drain.
@@ -33,8 +38,12 @@ try
     return parse.Errors.Count > 0 ? ExitCodes.BadArguments : exitCode;
 }
 catch (Exception e) when (e is CheckpointFormatException or CheckpointMismatchException or ArgumentException
-    or FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
+    or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or WeightFileMismatchException or CheckpointChangedException)
 {
-    await Console.Error.WriteLineAsync($"wintok: {e.Message}");
+    // An ArgumentException's message ends with "(Parameter 'name')", which names our code's parameter, not the user's.
+    var message = e is ArgumentException { ParamName: { } name } argument
+        ? argument.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal)
+        : e.Message;
+    await Console.Error.WriteLineAsync($"wintok: {message}");
     return ExitCodes.BadArguments;
 }

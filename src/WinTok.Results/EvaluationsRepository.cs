@@ -73,11 +73,14 @@ public sealed class EvaluationsRepository(ResultsDatabase database, TimeProvider
                 ORDER BY created_at
                 """, parameters, transaction, token))).ToList();
             if (evaluations.Count == 0) return evaluations;
-            var values = await connection.QueryAsync<(Guid JobId, string Name, double Value)>(database.Command("""
-                SELECT m.job_id, m.metric_name, m.metric_value FROM metrics m JOIN evaluations e ON e.job_id = m.job_id
-                WHERE m.job_id = ANY_OF_JOBS
-                """.Replace("ANY_OF_JOBS", database.IsPostgres ? "ANY(@Jobs)" : "m.job_id IN @Jobs", StringComparison.Ordinal),
-                new { Jobs = evaluations.Select(e => e.JobId).ToArray() }, transaction, token));
+            // SQLite keeps ids as text, which Dapper's list expansion does not convert: pass them as the database stores them.
+            object jobs = database.IsPostgres
+                ? new { Jobs = evaluations.Select(e => e.JobId).ToArray() }
+                : new { Jobs = evaluations.Select(e => e.JobId.ToString("D")).ToArray() };
+            var values = await connection.QueryAsync<MetricRow>(database.Command($"""
+                SELECT job_id, metric_name AS "Name", metric_value AS "Value" FROM metrics
+                WHERE {(database.IsPostgres ? "job_id = ANY(@Jobs)" : "job_id IN @Jobs")}
+                """, jobs, transaction, token));
             var byJob = values.GroupBy(v => v.JobId).ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, double>)g.ToDictionary(v => v.Name, v => v.Value));
             foreach (var evaluation in evaluations)
                 evaluation.Metrics = byJob.TryGetValue(evaluation.JobId, out var metrics) ? metrics : new Dictionary<string, double>();
@@ -86,4 +89,11 @@ public sealed class EvaluationsRepository(ResultsDatabase database, TimeProvider
 
     private static string Escape(string prefix) => prefix.Replace(@"\", @"\\", StringComparison.Ordinal)
         .Replace("%", @"\%", StringComparison.Ordinal).Replace("_", @"\_", StringComparison.Ordinal);
+
+    private sealed class MetricRow
+    {
+        public Guid JobId { get; init; }
+        public string Name { get; init; } = "";
+        public double Value { get; init; }
+    }
 }

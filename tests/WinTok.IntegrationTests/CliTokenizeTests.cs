@@ -93,10 +93,106 @@ public sealed class CliTokenizeTests : IDisposable
         Assert.Contains("Option '--checkpoint' is required.", log, StringComparison.Ordinal);
     }
 
-    /// <summary>`wintok sample` into the test's folder; returns the images folder and the checkpoint.</summary>
-    private async Task<(string Images, string Checkpoint)> WriteSampleAsync()
+    [Fact]
+    public async Task Tokenize_WithThePublicReferenceCheckpointAndItsEncoderConfig_Succeeds()
     {
-        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("sample", ["sample", folder], NoEnvironment, Patience);
+        // tiny.pth's args.model names a SigLIP folder that exists nowhere; the HF config.json of its encoder says the shape.
+        var (images, _) = await WriteSampleAsync();
+        var config = Path.Combine(folder, "siglip-tiny-config.json");
+        using (var fixture = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(WinTok.TestSupport.TestFixtures.File("reference", "tiny.config.json"), Token)))
+            await File.WriteAllTextAsync(config, fixture.RootElement.GetProperty("encoder_config").GetRawText(), Token);
+        var output = Path.Combine(folder, "tokens");
+
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("tokenize", ["tokenize", images, output, "--checkpoint",
+            WinTok.TestSupport.TestFixtures.File("reference", "tiny.pth"), "--encoder-config", config, "--device", "cpu"], NoEnvironment, Patience);
+
+        Assert.True(exitCode == 0, $"tokenize exited with {exitCode}:\n{log}");
+        var manifest = await DatasetManifest.ReadAsync(FileStores.Open(output, blobService: null), Token);
+        Assert.Equal(24, manifest.Totals.Rows);
+        Assert.Contains("\"num_latent_tokens\":4", manifest.ModelConfig.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string> RejectedRuns() => ["bad checkpoint", "empty input", "non-empty output", "output is the input", "bad batch size", "output is a file"];
+
+    [Theory]
+    [MemberData(nameof(RejectedRuns))]
+    public async Task Tokenize_WhenRejected_ExitsWith2AndLeavesNothingBehind(string rejection)
+    {
+        var (images, checkpoint) = await WriteSampleAsync();
+        var output = Path.Combine(folder, "tokens");
+        var input = images;
+        var extra = new List<string>();
+        switch (rejection)
+        {
+            case "bad checkpoint":
+                checkpoint = Path.Combine(folder, "garbage.pth");
+                await File.WriteAllTextAsync(checkpoint, "garbage bytes here", Token);
+                break;
+            case "empty input":
+                input = Directory.CreateDirectory(Path.Combine(folder, "empty")).FullName;
+                break;
+            case "non-empty output":
+                Directory.CreateDirectory(output);
+                await File.WriteAllTextAsync(Path.Combine(output, "notes.txt"), "mine", Token);
+                break;
+            case "output is the input":
+                output = images;
+                break;
+            case "bad batch size":
+                extra.AddRange(["--batch-size", "100000"]);
+                break;
+            case "output is a file":
+                output = Path.Combine(folder, "a-file");
+                await File.WriteAllTextAsync(output, "mine", Token);
+                break;
+        }
+        var before = Snapshot(folder);
+
+        var (exitCode, _, log) = await WorkerProcess.RunAsync("tokenize", ["tokenize", input, output, "--checkpoint", checkpoint, .. extra],
+            NoEnvironment, Patience);
+
+        Assert.True(exitCode == 2, $"tokenize exited with {exitCode}:\n{log}");
+        Assert.DoesNotContain("   at ", log, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(folder));
+    }
+
+    [Fact]
+    public async Task Tokenize_InterruptedThenRetriedAtOnce_CompletesWithoutWaitingForTheDeadRunsLeases()
+    {
+        var (images, checkpoint) = await WriteSampleAsync(imagesPerClass: 40);
+        var output = Path.Combine(folder, "tokens");
+        await using (var run = WorkerProcess.Start("tokenize", ["tokenize", images, output, "--checkpoint", checkpoint,
+            "--files-per-partition", "4", "--device", "cpu", "--verbose"], NoEnvironment))
+        {
+            Assert.True(await ServicesFixture.EventuallyAsync(() => Task.FromResult(run.HasWritten("Committed job")), Patience),
+                $"no partition was committed:\n{run.Log}");
+            Assert.Equal(1, await run.InterruptAsync(TimeSpan.FromSeconds(60)));
+        }
+        var database = Path.Combine(output, "_wintok", "results.db");
+        var jobId = (await ReadEmbeddedJobsAsync(database)).Single().Id;
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("retry", ["jobs", "retry", jobId.ToString()[..8], "--db", database],
+            NoEnvironment, Patience);
+
+        Assert.True(exitCode == 0, $"retry exited with {exitCode}:\n{log}");
+        // A lease is 2 minutes: a retry that waited for the interrupted run's leases would take that long.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(100), $"the retry took {clock.Elapsed}");
+        var manifest = await DatasetManifest.ReadAsync(FileStores.Open(output, blobService: null), Token);
+        Assert.Equal(120, manifest.Totals.Rows);
+        Assert.Equal(JobStatus.Succeeded, (await ReadEmbeddedJobAsync(database, jobId)).Status);
+    }
+
+    /// <summary>Every file and folder under <paramref name="root"/> with its size: what a rejected run must not change.</summary>
+    private static List<string> Snapshot(string root) => [.. Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories)
+        .Select(path => File.Exists(path) ? $"{Path.GetRelativePath(root, path)} {new FileInfo(path).Length}" : Path.GetRelativePath(root, path) + "/")
+        .Order(StringComparer.Ordinal)];
+
+    /// <summary>`wintok sample` into the test's folder; returns the images folder and the checkpoint.</summary>
+    private async Task<(string Images, string Checkpoint)> WriteSampleAsync(int imagesPerClass = 8)
+    {
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("sample",
+            ["sample", folder, "--images-per-class", imagesPerClass.ToString(CultureInfo.InvariantCulture)], NoEnvironment, Patience);
         Assert.True(exitCode == 0, $"sample exited with {exitCode}:\n{log}");
         Assert.Contains(stdout, line => line.Contains("RANDOM-INITIALISED", StringComparison.Ordinal));
         return (Path.Combine(folder, "images"), Path.Combine(folder, "random-tiny.safetensors"));
@@ -105,6 +201,24 @@ public sealed class CliTokenizeTests : IDisposable
     /// <summary>The id of "Job {id}: 3 partitions of ...", the first line `wintok tokenize` prints.</summary>
     internal static Guid JobIdIn(IReadOnlyList<string> stdout) =>
         Guid.Parse(stdout.First(line => line.StartsWith("Job ", StringComparison.Ordinal)).Split(' ', ':')[1], CultureInfo.InvariantCulture);
+
+    private static async Task<IReadOnlyList<JobProgress>> ReadEmbeddedJobsAsync(string database)
+    {
+        using var host = ServicesFixture.BuildHost(new Dictionary<string, string?>
+        {
+            ["ResultsDatabase:Provider"] = "Sqlite",
+            ["ResultsDatabase:ConnectionString"] = $"Data Source={database}",
+        }, builder => builder.AddResultsStore());
+        await host.StartAsync(Token);
+        try
+        {
+            return await host.Services.GetRequiredService<ResultsRepository>().ListJobsAsync(10, null, Token);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
 
     private static async Task<JobProgress> ReadEmbeddedJobAsync(string database, Guid jobId)
     {

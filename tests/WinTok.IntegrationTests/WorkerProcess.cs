@@ -76,6 +76,22 @@ internal sealed class WorkerProcess : IAsyncDisposable
         return (child.process.ExitCode, stdout, child.Log);
     }
 
+    /// <summary>SIGINT, as Ctrl+C in a terminal sends it; waits for the process to end on its own terms.</summary>
+    public async Task<int> InterruptAsync(TimeSpan patience)
+    {
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(TestContext.Current.CancellationToken);
+        }
+        Keep("test", "interrupted with SIGINT");
+        using var limit = new CancellationTokenSource(patience);
+        await process.WaitForExitAsync(limit.Token);
+        return process.ExitCode;
+    }
+
+    /// <summary>Whether it has written a line containing <paramref name="text"/> to stdout or stderr.</summary>
+    public bool HasWritten(string text) => lines.Any(line => line.Contains(text, StringComparison.Ordinal));
+
     /// <summary>SIGKILL: no drain, no lease release, no goodbye to the broker.</summary>
     public async Task KillAsync()
     {

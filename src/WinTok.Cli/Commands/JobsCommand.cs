@@ -136,6 +136,7 @@ internal static class JobsCommand
         var embedded = database is not null;
         if (embedded) settings["JobQueue:Transport"] = "InProcess";
         var builder = WinTokHost.CreateBuilder(verbose ? Verbosity.Normal : Verbosity.Quiet, settings);
+        if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         if (embedded)
         {
             builder.AddWinTokWorker(healthFile: false);
@@ -200,6 +201,7 @@ internal static class JobsCommand
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, DatabaseSettings(database));
+        if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();
         return await WinTokHost.RunJobAsync(host, job, cancellationToken);

@@ -132,6 +132,7 @@ internal static class MetricsCommand
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, JobsCommand.DatabaseSettings(database));
+        if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();
         return await WinTokHost.RunJobAsync(host, job, cancellationToken);

@@ -26,11 +26,12 @@ internal static class SampleCommand
     public static Command Create()
     {
         var folder = new Argument<string>("OUTPUT_FOLDER") { Description = "Where to write images/ and the checkpoint." };
+        var perClass = new Option<int>("--images-per-class") { Description = "Images in each of the 3 classes.", DefaultValueFactory = _ => ImagesPerClass };
         var command = new Command("sample", "Write sample images and a tiny random-initialised checkpoint to try `wintok tokenize` with.")
         {
-            folder,
+            folder, perClass,
         };
-        command.SetAction(parse => Run(parse.GetValue(folder)!));
+        command.SetAction(parse => Run(parse.GetValue(folder)!, parse.GetValue(perClass)));
         return command;
     }
 
@@ -44,11 +45,12 @@ internal static class SampleCommand
         NumLatentTokens: 16, VocabSize: 1024, VocabWidth: 16, NumCodebooks: 4,
         DecoderDepth: 2, DecoderHeads: 4, DecoderHidden: 64, DecoderIntermediate: 128);
 
-    private static int Run(string folder)
+    private static int Run(string folder, int imagesPerClass)
     {
         if (File.Exists(folder)) return ExitCodes.Usage($"{folder} is a file, not a folder");
+        if (imagesPerClass is < 1 or > 100_000) return ExitCodes.Usage($"--images-per-class must be between 1 and 100000, got {imagesPerClass}");
         var images = Path.Combine(folder, "images");
-        var written = WriteImages(images);
+        var written = WriteImages(images, imagesPerClass);
         var checkpoint = Path.Combine(folder, CheckpointName);
         WriteCheckpoint(checkpoint);
 

@@ -124,6 +124,16 @@ internal static class WinTokHost
         }
     }
 
+    /// <summary>
+    /// When no results database is configured (no <c>--db</c>, no <c>ResultsDatabase:ConnectionString</c>, no
+    /// <c>WINTOK_POSTGRES</c>): where the user's jobs are, instead of the options validator's list of missing settings.
+    /// </summary>
+    public static string? NoDatabaseProblem(IHostApplicationBuilder builder) =>
+        builder.Configuration["ResultsDatabase:ConnectionString"] is null && builder.Configuration["WINTOK_POSTGRES"] is null
+            ? "no results database is configured: a local job's record is in its OUTPUT/_wintok/results.db (pass it with --db); " +
+              "jobs of the workers are in PostgreSQL (set WINTOK_POSTGRES, e.g. source deploy/services.env)"
+            : null;
+
     private static bool IsUnreachable(Exception exception) => ResultsDatabase.IsTransient(exception)
         || RabbitMqConnection.IsTransient(exception) || BlobFileStore.IsTransient(exception);
 }

@@ -94,18 +94,12 @@ public sealed record EvaluateJobSpec(
         JsonSerializer.Deserialize(json, JobsJsonContext.Default.EvaluateJobSpec) ?? throw new JsonException("The evaluate job spec is empty");
 
     /// <summary>
-    /// The protocol string: the version, the precision, the preprocessing and each metric's definition. Two
-    /// evaluations compare only when their protocols are equal.
+    /// The protocol string: the version (which fixes each metric's definition: skimage PSNR/SSIM on uint8-truncated
+    /// images, lpips v0.1 alex+vgg, pytorch-fid Inception features of float images after a bilinear resize to 299,
+    /// OpenAI's 1000 classes x 80 templates), the model's precision and the preprocessing. Two evaluations' values of a
+    /// metric compare only when their protocols are equal; which metrics each computed does not matter.
     /// </summary>
-    public static string DescribeProtocol(string precision, string preprocessing, IReadOnlyList<string> metrics) =>
-        $"{ProtocolVersion}|model={precision}|{preprocessing}|" + string.Join("|", metrics.Select(m => m switch
-        {
-            EvaluationMetrics.Psnr or EvaluationMetrics.Ssim => $"{m}:skimage,uint8-truncated",
-            EvaluationMetrics.Lpips => "lpips:v0.1-alex+vgg",
-            EvaluationMetrics.Rfid => "rfid:pytorch-fid-inception,bilinear-299,float-features",
-            EvaluationMetrics.ZeroShot => "zeroshot:openai-1000x80,top1+top5",
-            _ => m,
-        }));
+    public static string DescribeProtocol(string precision, string preprocessing) => $"{ProtocolVersion}|model={precision}|{preprocessing}";
 }
 
 /// <summary>Training position from a checkpoint's file name as the reference's trainer writes it.</summary>

@@ -70,7 +70,7 @@ public sealed class EvaluateJobSubmitter(
             : (null, false);
         var spec = new EvaluateJobSpec(request.Dataset, request.DatasetName ?? DefaultName(request.Dataset), kind, request.FilesPerPartition,
             request.Output, checkpoint, request.Model with { Kind = facts.Kind }, facts.ImageSize, request.Metrics, request.Weights,
-            request.TextTower, request.Precision, EvaluateJobSpec.DescribeProtocol(request.Precision, preprocessing, request.Metrics),
+            request.TextTower, request.Precision, EvaluateJobSpec.DescribeProtocol(request.Precision, preprocessing),
             preprocessing, request.ScheduleName, epoch, iteration, realStatistics, cached, timeProvider.GetUtcNow());
         return new PlannedJob<EvaluateJobSpec>(spec, newPartitions);
     }

@@ -43,6 +43,11 @@ public static class CheckpointFile
                 return legacy ? LegacyPthReader.Read(path, file, stateDictPath) : PthReader.Read(path, file, stateDictPath);
             }
         }
+        if (!LooksLikeSafetensors(path))
+        {
+            throw new CheckpointFormatException(path,
+                "it is not a torch.save checkpoint (a .pth is a zip archive starting with 'PK'), and not a safetensors file either");
+        }
         if (stateDictPath.Length > 0)
         {
             throw new ArgumentException($"'{path}' is a safetensors file, which holds a single state_dict; a state_dict path applies only to .pth files", nameof(stateDictPath));
@@ -70,7 +75,28 @@ public static class CheckpointFile
                 return legacy ? new Dictionary<string, object?>() : PthReader.ReadArgs(path, file);
             }
         }
+        if (!LooksLikeSafetensors(path))
+        {
+            throw new CheckpointFormatException(path,
+                "it is not a torch.save checkpoint (a .pth is a zip archive starting with 'PK'), and not a safetensors file either");
+        }
         return ArgsFromMetadata(path, Safetensors.ReadMetadata(path));
+    }
+
+    /// <summary>
+    /// Whether a file that is no torch.save file should be read as safetensors: yes unless it is named as a torch
+    /// checkpoint (.pth, .pt) and does not open as safetensors does (a header length that fits the file, then a JSON
+    /// object). A garbage .pth is then described as what it is not, rather than as a broken safetensors header.
+    /// </summary>
+    private static bool LooksLikeSafetensors(string path)
+    {
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension is not (".pth" or ".pt")) return true;
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 16);
+        Span<byte> head = stackalloc byte[9];
+        if (file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false) < head.Length) return false;
+        var length = BitConverter.ToUInt64(head[..8]);
+        return length >= 2 && length <= (ulong)(file.Length - 8) && head[8] == (byte)'{';
     }
 
     /// <summary>

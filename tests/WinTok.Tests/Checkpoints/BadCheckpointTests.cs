@@ -75,6 +75,19 @@ public sealed class BadCheckpointTests
     }
 
     [Fact]
+    public void Read_WhenAPthFileIsGarbage_SaysItIsNoTorchCheckpointRatherThanABrokenSafetensorsHeader()
+    {
+        using var folder = NewTempFolder();
+        string path = folder.File("garbage.pth");
+        File.WriteAllText(path, "garbage bytes here");
+
+        var error = AssertFails(path);
+
+        Assert.Contains("not a torch.save checkpoint", error.Problem);
+        Assert.DoesNotContain("header claims", error.Problem);
+    }
+
+    [Fact]
     public void Read_WhenHeaderLengthIsBeyondTheFileSize_FailsNamingTheLength()
     {
         using var folder = NewTempFolder();

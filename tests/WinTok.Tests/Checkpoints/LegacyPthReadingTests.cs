@@ -7,12 +7,12 @@ namespace WinTok.Tests.Checkpoints;
 
 /// <summary>
 /// Legacy (pre-1.6, non-zip) torch.save files: the generated ones of Data/generate_legacy.py and the real lpips v0.1
-/// head files (tests/WinTok.Tests/Evaluation/Data/lpips-v0.1), the format of torchvision's and pytorch-fid's weights.
+/// head files (tests/fixtures/lpips-v0.1), the format of torchvision's and pytorch-fid's weights.
 /// </summary>
 public sealed class LegacyPthReadingTests
 {
     private static string LpipsHeads(string name) =>
-        Path.Combine(TestFixtures.RepositoryRoot, "tests", "WinTok.Tests", "Evaluation", "Data", "lpips-v0.1", name);
+        TestFixtures.File("lpips-v0.1", name);
 
     [Fact]
     public void Read_LegacyFile_GivesEveryViewDtypeAndValueInFileOrder()

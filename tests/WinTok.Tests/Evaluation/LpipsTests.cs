@@ -153,7 +153,7 @@ public sealed class LpipsTests
         using var scope = NewDisposeScope();
         string backbone = folder.File("backbone.safetensors");
         Safetensors.Write(backbone, FormulaWeights.Generate(TorchvisionFeatures(variant)), new Dictionary<string, string>());
-        string heads = Path.Combine(TestFixtures.RepositoryRoot, "tests", "WinTok.Tests", "Evaluation", "Data", "lpips-v0.1", headFile);
+        string heads = TestFixtures.File("lpips-v0.1", headFile);
 
         using var lpips = Lpips.LoadPackage(variant, backbone, heads);
         using var expected = CheckpointFile.Read(heads);
@@ -173,27 +173,9 @@ public sealed class LpipsTests
         Assert.Contains("/nonexistent/lpips_with_vgg.pth", error.Message);
     }
 
-    /// <summary>torchvision's <c>features.N.weight/bias</c> of AlexNet or VGG16 (the convolutions), in state-dict order.</summary>
-    internal static List<TensorSpec> TorchvisionFeatures(LpipsVariant variant)
-    {
-        (int Index, long In, long Out, long Kernel)[] convs = variant == LpipsVariant.Alex
-            ? [(0, 3, 64, 11), (3, 64, 192, 5), (6, 192, 384, 3), (8, 384, 256, 3), (10, 256, 256, 3)]
-            : [(0, 3, 64, 3), (2, 64, 64, 3), (5, 64, 128, 3), (7, 128, 128, 3), (10, 128, 256, 3), (12, 256, 256, 3),
-               (14, 256, 256, 3), (17, 256, 512, 3), (19, 512, 512, 3), (21, 512, 512, 3), (24, 512, 512, 3), (26, 512, 512, 3),
-               (28, 512, 512, 3)];
-        return convs.SelectMany(conv => new[]
-        {
-            new TensorSpec($"features.{conv.Index}.weight", [conv.Out, conv.In, conv.Kernel, conv.Kernel], "float32"),
-            new TensorSpec($"features.{conv.Index}.bias", [conv.Out], "float32"),
-        }).ToList();
-    }
+    internal static List<TensorSpec> TorchvisionFeatures(LpipsVariant variant) => FormulaWeightFiles.TorchvisionFeatures(alex: variant == LpipsVariant.Alex);
 
-    /// <summary>The lpips v0.1 head file's <c>linK.model.1.weight</c>, in order.</summary>
-    internal static List<TensorSpec> PackageHeads(LpipsVariant variant)
-    {
-        long[] channels = variant == LpipsVariant.Alex ? [64, 192, 384, 256, 256] : [64, 128, 256, 512, 512];
-        return channels.Select((c, k) => new TensorSpec($"lin{k}.model.1.weight", [1, c, 1, 1], "float32")).ToList();
-    }
+    internal static List<TensorSpec> PackageHeads(LpipsVariant variant) => FormulaWeightFiles.PackageHeads(alex: variant == LpipsVariant.Alex);
 
     internal static Lpips NewWithFormulaWeights(LpipsVariant variant) => variant == LpipsVariant.TrainingVgg
         ? Lpips.FromTensors(FormulaWeights.Generate(MetricsFixtureSet.Get(Path.Combine(MetricsFixtureSet.MetricsFolders()[0], "metrics.io.safetensors")).Specs("lpips_weights")), "formula weights")

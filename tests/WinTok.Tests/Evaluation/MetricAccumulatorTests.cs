@@ -149,8 +149,8 @@ public sealed class MetricAccumulatorTests
         using var scope = NewDisposeScope();
         string alexBackbone = folder.File("alexnet.safetensors");
         Safetensors.Write(alexBackbone, FormulaWeights.Generate(LpipsTests.TorchvisionFeatures(LpipsVariant.Alex)), new Dictionary<string, string>());
-        string alexHeads = Path.Combine(TestFixtures.RepositoryRoot, "tests", "WinTok.Tests", "Evaluation", "Data", "lpips-v0.1", "alex.pth");
-        string vggHeads = Path.Combine(TestFixtures.RepositoryRoot, "tests", "WinTok.Tests", "Evaluation", "Data", "lpips-v0.1", "vgg.pth");
+        string alexHeads = TestFixtures.File("lpips-v0.1", "alex.pth");
+        string vggHeads = TestFixtures.File("lpips-v0.1", "vgg.pth");
 
         var files = new EvaluationWeightFiles { LpipsAlexBackbone = alexBackbone, LpipsAlexHeads = alexHeads };
         using (var networks = EvaluationNetworks.Load(files, CPU))

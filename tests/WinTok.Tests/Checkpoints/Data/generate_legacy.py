@@ -9,7 +9,7 @@ sorted as strings), then per key its element count as a little-endian int64 and 
                       float16 tensor; storage keys '9' and '10' so that string order differs from creation order
   legacy_v1_cuda.pth  torch < 0.4 style: torch._utils._rebuild_tensor (4 arguments) and torch.cuda.FloatStorage, as in
                       old published weights (whose Python 2 strings the real lpips head files in
-                      tests/WinTok.Tests/Evaluation/Data cover)
+                      tests/fixtures/lpips-v0.1 cover)
 
 `legacy_expected.json` holds every tensor's dtype, shape and values. Run: python3 generate_legacy.py (stdlib only).
 """

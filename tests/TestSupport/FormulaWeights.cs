@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace WinTok.Tests.Evaluation;
+namespace WinTok.TestSupport;
 
 /// <summary>A tensor named in a fixture's parameter list: name, shape and dtype, in state-dict order.</summary>
 internal sealed record TensorSpec(string Name, long[] Shape, string DType);
@@ -64,5 +64,56 @@ internal static class FormulaWeights
         long fanIn = count / spec.Shape[0];
         double value = s * Math.Sqrt(3.0 / fanIn);
         return IsLpipsHead(spec.Name) ? Math.Abs(value) : value;
+    }
+}
+
+/// <summary>
+/// A weights folder for the evaluation's metric networks, laid out as docs/evaluation.md says, with formula weights in
+/// the real files' tensor names (torchvision's AlexNet and VGG16 features, pytorch-fid's Inception from the metrics
+/// fixture's list) and the real lpips v0.1 head files: the evaluation runs end to end without the published files
+/// (their hashes differ, so runs set Evaluation:VerifyWeightHashes=false).
+/// </summary>
+internal static class FormulaWeightFiles
+{
+    public static void WriteFolder(string folder)
+    {
+        Directory.CreateDirectory(Path.Combine(folder, "lpips"));
+        using var expected = System.Text.Json.JsonDocument.Parse(File.ReadAllText(TestFixtures.File("metrics", "metrics.expected.json")));
+        var inception = expected.RootElement.GetProperty("inception_weights").EnumerateArray()
+            .Select(item => new TensorSpec(item[0].GetString()!, item[1].EnumerateArray().Select(size => size.GetInt64()).ToArray(), item[2].GetString()!))
+            .ToList();
+        Write(Path.Combine(folder, "pt_inception-2015-12-05-6726825d.pth"), FormulaWeights.Generate(inception));
+        Write(Path.Combine(folder, "alexnet-owt-7be5be79.pth"), FormulaWeights.Generate(TorchvisionFeatures(alex: true)));
+        Write(Path.Combine(folder, "vgg16-397923af.pth"), FormulaWeights.Generate(TorchvisionFeatures(alex: false)));
+        File.Copy(TestFixtures.File("lpips-v0.1", "alex.pth"), Path.Combine(folder, "lpips", "alex.pth"), overwrite: true);
+        File.Copy(TestFixtures.File("lpips-v0.1", "vgg.pth"), Path.Combine(folder, "lpips", "vgg.pth"), overwrite: true);
+    }
+
+    /// <summary>torchvision's <c>features.N.weight/bias</c> of AlexNet or VGG16, in order.</summary>
+    public static List<TensorSpec> TorchvisionFeatures(bool alex)
+    {
+        (int Index, long In, long Out, long Kernel)[] convs = alex
+            ? [(0, 3, 64, 11), (3, 64, 192, 5), (6, 192, 384, 3), (8, 384, 256, 3), (10, 256, 256, 3)]
+            : [(0, 3, 64, 3), (2, 64, 64, 3), (5, 64, 128, 3), (7, 128, 128, 3), (10, 128, 256, 3), (12, 256, 256, 3),
+               (14, 256, 256, 3), (17, 256, 512, 3), (19, 512, 512, 3), (21, 512, 512, 3), (24, 512, 512, 3), (26, 512, 512, 3),
+               (28, 512, 512, 3)];
+        return convs.SelectMany(conv => new[]
+        {
+            new TensorSpec($"features.{conv.Index}.weight", [conv.Out, conv.In, conv.Kernel, conv.Kernel], "float32"),
+            new TensorSpec($"features.{conv.Index}.bias", [conv.Out], "float32"),
+        }).ToList();
+    }
+
+    /// <summary>The lpips v0.1 head file's <c>linK.model.1.weight</c>, in order.</summary>
+    public static List<TensorSpec> PackageHeads(bool alex)
+    {
+        long[] channels = alex ? [64, 192, 384, 256, 256] : [64, 128, 256, 512, 512];
+        return channels.Select((c, k) => new TensorSpec($"lin{k}.model.1.weight", [1, c, 1, 1], "float32")).ToList();
+    }
+
+    private static void Write(string path, Dictionary<string, Tensor> weights)
+    {
+        WinTok.Checkpoints.CheckpointFile.Write(path, new Dictionary<string, object?>(), weights);
+        foreach (var tensor in weights.Values) tensor.Dispose();
     }
 }
