@@ -96,7 +96,7 @@ internal sealed class ScheduleRunner(
         }
         foreach (var fire in decisions.Where(d => d.Action == SlotAction.Fire))
         {
-            var run = await FireAsync(schedule, fire.SlotAt, SlotTrigger.Cron, leaseHolder, checkpoint: null, cancellationToken);
+            var run = await FireAsync(schedule, fire.SlotAt, SlotTrigger.Cron, leaseHolder, checkpoint: null, publish: true, cancellationToken);
             if (run.Recording == SlotRecording.LeaseLost) return;
         }
     }
@@ -104,13 +104,15 @@ internal sealed class ScheduleRunner(
     /// <summary>
     /// Runs a schedule now, as <c>wintok schedules run-now</c> does: a manual slot at the current second, evaluating
     /// what a cron slot would, or <paramref name="checkpoint"/> when given (e.g. a baseline to pin). Any process may do
-    /// it; it takes no lease, and the slot's key still refuses a repeat within the same second.
+    /// it; it takes no lease, and the slot's key still refuses a repeat within the same second. Without
+    /// <paramref name="publish"/> the jobs are left unpublished for the lease holder (a process whose in-process queue
+    /// no worker reads).
     /// </summary>
-    public Task<SlotRun> RunNowAsync(ScheduleDefinition schedule, string? checkpoint, CancellationToken cancellationToken)
+    public Task<SlotRun> RunNowAsync(ScheduleDefinition schedule, string? checkpoint, bool publish, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         var slotAt = new DateTimeOffset(now.UtcTicks - now.UtcTicks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
-        return FireAsync(schedule, slotAt, SlotTrigger.Manual, leaseHolder: null, checkpoint, cancellationToken);
+        return FireAsync(schedule, slotAt, SlotTrigger.Manual, leaseHolder: null, checkpoint, publish, cancellationToken);
     }
 
     /// <summary>
@@ -133,7 +135,7 @@ internal sealed class ScheduleRunner(
     }
 
     private async Task<SlotRun> FireAsync(ScheduleDefinition schedule, DateTimeOffset slotAt, string trigger, string? leaseHolder, string? checkpoint,
-        CancellationToken cancellationToken)
+        bool publish, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         Log.FiringSlot(logger, schedule.Name, slotAt, trigger);
@@ -222,7 +224,7 @@ internal sealed class ScheduleRunner(
         foreach (var job in recorded)
         {
             Log.SubmittedScheduledJob(logger, schedule.Name, job.Job.Id, job.CheckpointLocation);
-            await PublishAsync(job.Job.Id, [.. job.Partitions.Select(p => p.Index)], 1, cancellationToken);
+            if (publish) await PublishAsync(job.Job.Id, [.. job.Partitions.Select(p => p.Index)], 1, cancellationToken);
         }
         var recordedOutcome = outcome == SlotOutcome.Submitted && recorded.Count == 0 ? SlotOutcome.NothingNew : outcome;
         meter.RecordSlots(schedule.Name, recordedOutcome, 1);
