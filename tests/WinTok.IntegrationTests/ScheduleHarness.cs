@@ -37,7 +37,7 @@ internal sealed class ScheduleHarness : IAsyncDisposable
     private readonly ServicesFixture services;
     private readonly List<IHost> hosts = [];
 
-    private ScheduleHarness(ServicesFixture services, string name, string postgres)
+    private ScheduleHarness(ServicesFixture services, string name, string? postgres)
     {
         this.services = services;
         Name = name;
@@ -51,7 +51,10 @@ internal sealed class ScheduleHarness : IAsyncDisposable
 
     public string Name { get; }
 
-    public string Postgres { get; }
+    /// <summary>The test's PostgreSQL database, or null when the replicas share a SQLite file (one machine).</summary>
+    public string? Postgres { get; }
+
+    public string SqliteFile => Path.Combine(Folder, "results.db");
 
     public string Folder { get; }
 
@@ -67,12 +70,17 @@ internal sealed class ScheduleHarness : IAsyncDisposable
 
     public string Dataset => Path.Combine(Folder, "dataset");
 
-    public string QueuePrefix => $"sched-{Name}";
+    public string QueuePrefix => $"sched-{Name.ToLowerInvariant()}";
 
-    public static async Task<ScheduleHarness> CreateAsync(ServicesFixture services, string name)
+    /// <param name="provider"><c>Postgres</c> (the servers) or <c>Sqlite</c> (the embedded defaults).</param>
+    public static async Task<ScheduleHarness> CreateAsync(ServicesFixture services, string name, string provider = "Postgres")
     {
-        await services.RequirePostgresAsync();
-        var postgres = await ResetDatabaseAsync(services.Postgres);
+        string? postgres = null;
+        if (provider == "Postgres")
+        {
+            await services.RequirePostgresAsync();
+            postgres = await ResetDatabaseAsync(services.Postgres);
+        }
         var harness = new ScheduleHarness(services, name, postgres);
         if (Directory.Exists(harness.Folder)) Directory.Delete(harness.Folder, recursive: true);
         Directory.CreateDirectory(harness.Checkpoints);
@@ -90,8 +98,8 @@ internal sealed class ScheduleHarness : IAsyncDisposable
     {
         var settings = new Dictionary<string, string?>
         {
-            ["ResultsDatabase:Provider"] = "Postgres",
-            ["ResultsDatabase:ConnectionString"] = Postgres,
+            ["ResultsDatabase:Provider"] = Postgres is null ? "Sqlite" : "Postgres",
+            ["ResultsDatabase:ConnectionString"] = Postgres ?? $"Data Source={SqliteFile}",
             ["JobQueue:Transport"] = rabbitMq ? "RabbitMq" : "InProcess",
             ["JobQueue:ConnectionString"] = services.RabbitMq,
             ["JobQueue:QueuePrefix"] = QueuePrefix,
@@ -164,12 +172,16 @@ internal sealed class ScheduleHarness : IAsyncDisposable
     }
 
     /// <summary>The evaluate jobs recorded, oldest first, with the checkpoint each evaluates.</summary>
-    public async Task<IReadOnlyList<(Guid Id, string Checkpoint)>> JobsAsync()
+    public async Task<IReadOnlyList<(Guid Id, string Checkpoint)>> JobsAsync(IHost host)
     {
-        await using var connection = new NpgsqlConnection(Postgres);
-        var rows = await connection.QueryAsync<(Guid Id, string Spec)>(new CommandDefinition(
-            "SELECT id, spec::text FROM jobs WHERE kind = 'evaluate' ORDER BY created_at, id", cancellationToken: Token));
-        return [.. rows.Select(r => (r.Id, EvaluateJobSpec.FromJson(r.Spec).Checkpoint.Location))];
+        var results = host.Services.GetRequiredService<ResultsRepository>();
+        var jobs = new List<(DateTimeOffset, Guid, string)>();
+        foreach (var job in await results.ListJobsAsync(1000, null, Token))
+        {
+            var record = (await results.GetJobAsync(job.Id, Token))!;
+            if (record.Kind == EvaluateJobSpec.JobKind) jobs.Add((record.CreatedAt, record.Id, EvaluateJobSpec.FromJson(record.SpecJson).Checkpoint.Location));
+        }
+        return [.. jobs.OrderBy(j => j.Item1).ThenBy(j => j.Item2).Select(j => (j.Item2, j.Item3))];
     }
 
     /// <summary>Every recorded slot as (schedule, time, outcome, jobs), oldest first.</summary>
@@ -194,6 +206,7 @@ internal sealed class ScheduleHarness : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         foreach (var host in hosts.ToList()) await StopAsync(host);
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
     }
 
     /// <summary>The test's own database on the shared server, emptied: other test classes reset the default one.</summary>

@@ -42,7 +42,7 @@ public sealed class ScheduleTests(ServicesFixture services)
             }
         }
 
-        var jobs = await harness.JobsAsync();
+        var jobs = await harness.JobsAsync(a);
         var slots = await harness.SlotsAsync(a, "nightly");
         Assert.Equal(4, jobs.Count);
         Assert.All(jobs, j => Assert.Equal(checkpoint, j.Checkpoint));
@@ -75,7 +75,7 @@ public sealed class ScheduleTests(ServicesFixture services)
 
         var slot = Assert.Single(await harness.SlotsAsync(a, "nightly"));
         Assert.Equal(("replica-b", SlotOutcome.Submitted), (slot.Scheduler, slot.Outcome));
-        Assert.Single(await harness.JobsAsync());
+        Assert.Single(await harness.JobsAsync(a));
         Assert.Equal((0, 1), (ScheduleHarness.InProcessMessages(a), ScheduleHarness.InProcessMessages(b)));
     }
 
@@ -95,7 +95,7 @@ public sealed class ScheduleTests(ServicesFixture services)
             b.Services.GetRequiredService<ScheduleRunner>().RunNowAsync(schedule, null, publish: true, Token));
 
         Assert.Equal([SlotRecording.Recorded, SlotRecording.AlreadyRecorded], runs.Select(r => r.Recording!.Value).Order());
-        Assert.Single(await harness.JobsAsync());
+        Assert.Single(await harness.JobsAsync(a));
         Assert.Equal(SlotTrigger.Manual, Assert.Single(await harness.SlotsAsync(a, "nightly")).TriggerKind);
     }
 
@@ -112,9 +112,9 @@ public sealed class ScheduleTests(ServicesFixture services)
 
         harness.SetClock(0, 3, 0);
         await Assert.ThrowsAsync<InvalidOperationException>(() => TickAsync(first)); // committed, then "killed" before publishing
+        var job = Assert.Single(await harness.JobsAsync(first));
         await harness.StopAsync(first);
         Assert.Equal(1, crashing.Calls);
-        var job = Assert.Single(await harness.JobsAsync());
 
         // The same pod restarts a few minutes later, with a working broker.
         harness.SetClock(0, 3, 5);
@@ -122,7 +122,7 @@ public sealed class ScheduleTests(ServicesFixture services)
         await TickAsync(second);
         await TickAsync(second);
 
-        Assert.Equal(job, Assert.Single(await harness.JobsAsync()));
+        Assert.Equal(job, Assert.Single(await harness.JobsAsync(second)));
         Assert.Equal(1u, await harness.BrokerMessagesAsync()); // its one partition, published once
         Assert.Single(await harness.SlotsAsync(second, "nightly"));
 
@@ -130,17 +130,18 @@ public sealed class ScheduleTests(ServicesFixture services)
         harness.SetClock(1, 3, 0);
         await TickAsync(second);
         await TickAsync(second);
-        Assert.Equal(2, (await harness.JobsAsync()).Count);
+        Assert.Equal(2, (await harness.JobsAsync(second)).Count);
         Assert.Equal(2u, await harness.BrokerMessagesAsync());
         Assert.Equal(2, (await harness.SlotsAsync(second, "nightly")).Count);
     }
 
     [Theory]
-    [InlineData(MissedSlotPolicy.RunOnce)]
-    [InlineData(MissedSlotPolicy.Skip)]
-    public async Task Restart_AfterThreeNightsDown_FollowsTheMissedPolicyAndRecordsEverySlot(string policy)
+    [InlineData(MissedSlotPolicy.RunOnce, "Postgres")]
+    [InlineData(MissedSlotPolicy.Skip, "Postgres")]
+    [InlineData(MissedSlotPolicy.RunOnce, "Sqlite")]
+    public async Task Restart_AfterThreeNightsDown_FollowsTheMissedPolicyAndRecordsEverySlot(string policy, string provider)
     {
-        await using var harness = await ScheduleHarness.CreateAsync(services, $"missed-{policy}");
+        await using var harness = await ScheduleHarness.CreateAsync(services, $"missed-{policy}-{provider}", provider);
         var checkpoint = await harness.WriteCheckpointAsync("fixed/ckpt-ep0-iter100.pth");
         var first = await harness.StartReplicaAsync("scheduler-0");
         await harness.AddScheduleAsync(first, "nightly", ScheduleTargetMode.Checkpoint, checkpoint, missed: policy);
@@ -161,19 +162,21 @@ public sealed class ScheduleTests(ServicesFixture services)
         if (policy == MissedSlotPolicy.RunOnce)
         {
             Assert.Equal([SlotOutcome.Missed, SlotOutcome.Missed, SlotOutcome.Submitted], missed);
-            Assert.Equal(2, (await harness.JobsAsync()).Count);
+            Assert.Equal(2, (await harness.JobsAsync(second)).Count);
         }
         else
         {
             Assert.Equal([SlotOutcome.Skipped, SlotOutcome.Skipped, SlotOutcome.Skipped], missed);
-            Assert.Single(await harness.JobsAsync());
+            Assert.Single(await harness.JobsAsync(second));
         }
     }
 
-    [Fact]
-    public async Task Watch_ANewCheckpointUnderThePrefix_IsEvaluatedOnce_AndACopyOfAnEvaluatedOneNot()
+    [Theory]
+    [InlineData("Postgres")]
+    [InlineData("Sqlite")]
+    public async Task Watch_ANewCheckpointUnderThePrefix_IsEvaluatedOnce_AndACopyOfAnEvaluatedOneNot(string provider)
     {
-        await using var harness = await ScheduleHarness.CreateAsync(services, "watch");
+        await using var harness = await ScheduleHarness.CreateAsync(services, $"watch-{provider}", provider);
         var run = Path.Combine(harness.Checkpoints, "run-1");
         var iter100 = await harness.WriteCheckpointAsync("run-1/ckpt-ep0-iter100.pth");
         await harness.WriteCheckpointAsync("run-1/notes.txt");
@@ -182,7 +185,7 @@ public sealed class ScheduleTests(ServicesFixture services)
 
         harness.SetClock(0, 3, 0);
         await TickAsync(replica);
-        Assert.Equal([iter100], (await harness.JobsAsync()).Select(j => j.Checkpoint));
+        Assert.Equal([iter100], (await harness.JobsAsync(replica)).Select(j => j.Checkpoint));
 
         harness.SetClock(1, 3, 0);
         await TickAsync(replica); // nothing new
@@ -195,7 +198,7 @@ public sealed class ScheduleTests(ServicesFixture services)
         harness.SetClock(3, 3, 0);
         await TickAsync(replica);
 
-        Assert.Equal([iter100, iter200, iter1000], (await harness.JobsAsync()).Select(j => j.Checkpoint).Order(StringComparer.Ordinal));
+        Assert.Equal([iter100, iter200, iter1000], (await harness.JobsAsync(replica)).Select(j => j.Checkpoint).Order(StringComparer.Ordinal));
         var slots = await harness.SlotsAsync(replica, "every");
         Assert.Equal([SlotOutcome.Submitted, SlotOutcome.NothingNew, SlotOutcome.Submitted, SlotOutcome.NothingNew], slots.Select(s => s.Outcome));
         Assert.Equal(2, slots[2].Jobs.Count);
@@ -219,13 +222,15 @@ public sealed class ScheduleTests(ServicesFixture services)
         harness.SetClock(2, 3, 0);
         await TickAsync(replica);
 
-        Assert.Equal([iter900, ep1], (await harness.JobsAsync()).Select(j => j.Checkpoint));
+        Assert.Equal([iter900, ep1], (await harness.JobsAsync(replica)).Select(j => j.Checkpoint));
     }
 
-    [Fact]
-    public async Task RegressionCheck_APlantedWorseCheckpoint_IsRecordedLoggedAndPostedWithRetries_ABetterOneIsNot()
+    [Theory]
+    [InlineData("Postgres")]
+    [InlineData("Sqlite")]
+    public async Task RegressionCheck_APlantedWorseCheckpoint_IsRecordedLoggedAndPostedWithRetries_ABetterOneIsNot(string provider)
     {
-        await using var harness = await ScheduleHarness.CreateAsync(services, "regressions");
+        await using var harness = await ScheduleHarness.CreateAsync(services, $"regressions-{provider}", provider);
         using var webhook = new WebhookListener([HttpStatusCode.ServiceUnavailable, HttpStatusCode.OK]);
         var url = $"{webhook.Prefix}hooks/s3cr3t-token?key=also-secret";
         var replica = await harness.StartReplicaAsync("worker-0");
@@ -278,10 +283,12 @@ public sealed class ScheduleTests(ServicesFixture services)
         Assert.NotEqual(first, noisy);
     }
 
-    [Fact]
-    public async Task RegressionCheck_WhenTheWebhookIsDown_RecordsTheRegression_AndTheLeaseHolderPostsItLater()
+    [Theory]
+    [InlineData("Postgres")]
+    [InlineData("Sqlite")]
+    public async Task RegressionCheck_WhenTheWebhookIsDown_RecordsTheRegression_AndTheLeaseHolderPostsItLater(string provider)
     {
-        await using var harness = await ScheduleHarness.CreateAsync(services, "webhook-down");
+        await using var harness = await ScheduleHarness.CreateAsync(services, $"webhook-down-{provider}", provider);
         using var webhook = new WebhookListener([HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway,
             HttpStatusCode.Accepted]);
         var replica = await harness.StartReplicaAsync("worker-0");
