@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(6102, LogLevel.Warning, "Scheduler pass failed on a transient error; next try in {DelayMs}ms")]
     public static partial void SchedulerPassFailed(ILogger logger, Exception exception, long delayMs);
 
+    [LoggerMessage(6104, LogLevel.Warning, "Could not give up the scheduler lease on shutdown; another replica takes over once it expires, within {LeaseMs}ms")]
+    public static partial void CouldNotReleaseLease(ILogger logger, Exception exception, long leaseMs);
+
     [LoggerMessage(6103, LogLevel.Error, "Schedule {Schedule} cannot run: {Problem}")]
     public static partial void ScheduleInvalid(ILogger logger, string schedule, string problem);
 

@@ -161,7 +161,9 @@ internal sealed class ScheduleRunner(
             }
             catch (DirectoryNotFoundException e)
             {
-                problems.Add(e.Message); // the trainer has not made its folder yet: nothing to evaluate
+                // Recorded as the slot's failure, so a mistyped prefix shows; a folder the trainer creates later is
+                // watched from the next slot on.
+                problems.Add(e.Message);
                 targets = [];
             }
         }

@@ -22,8 +22,7 @@ internal sealed class SchedulerService(SchedulerReplica replica, IOptions<Schedu
         }
         catch (Exception e) when (ScheduleRunner.IsTransient(e))
         {
-            // The lease simply expires.
-            Log.SchedulerPassFailed(logger, e, 0);
+            Log.CouldNotReleaseLease(logger, e, (long)options.Value.LeaseDuration.TotalMilliseconds);
         }
     }
 
