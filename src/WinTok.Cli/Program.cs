@@ -12,9 +12,11 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     TokenizeCommand.Create(),     // one machine: in-process queue, SQLite results
     EvaluateCommand.Create(),     // the same, for evaluations
     SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
-    WorkerCommand.Create(),       // ... consumed by workers
+    WorkerCommand.Create(),       // ... consumed by workers (on one machine: embedded defaults, schedules included)
+    SchedulesCommand.Create(),    // add | list | show | pause | resume | remove | run-now
+    SchedulerCommand.Create(),    // the scheduler service (replicas share a lease)
     JobsCommand.Create(),         // list | show | cancel | retry
-    MetricsCommand.Create(),      // evaluation results: list | compare
+    MetricsCommand.Create(),      // evaluation results: list | compare | trend
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),

@@ -181,5 +181,168 @@ internal static class ResultsMigrations
                 CREATE INDEX evaluations_checkpoint ON evaluations (checkpoint_sha256, protocol);
                 CREATE INDEX evaluations_schedule ON evaluations (schedule_name, created_at);
                 """),
+        new(4, "schedules: definitions, their slots and the jobs each slot submitted, regressions, the scheduler lease",
+            Postgres: """
+                CREATE TABLE schedules (
+                    name text PRIMARY KEY,
+                    cron text NOT NULL,
+                    time_zone text NOT NULL,
+                    target_mode text NOT NULL CHECK (target_mode IN ('checkpoint', 'newest', 'every')),
+                    target text NOT NULL,
+                    evaluation jsonb NOT NULL,
+                    missed_policy text NOT NULL CHECK (missed_policy IN ('run-once', 'skip')),
+                    baseline text NULL,
+                    thresholds jsonb NOT NULL,
+                    webhook_url text NULL,
+                    paused boolean NOT NULL DEFAULT false,
+                    watermark_at timestamptz NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    updated_at timestamptz NOT NULL
+                );
+
+                CREATE TABLE schedule_slots (
+                    schedule_name text NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                    slot_at timestamptz NOT NULL,
+                    trigger_kind text NOT NULL CHECK (trigger_kind IN ('cron', 'manual')),
+                    outcome text NOT NULL CHECK (outcome IN ('submitted', 'nothing-new', 'missed', 'skipped', 'failed')),
+                    detail text NULL,
+                    scheduler text NOT NULL,
+                    recorded_at timestamptz NOT NULL,
+                    PRIMARY KEY (schedule_name, slot_at)
+                );
+
+                CREATE TABLE schedule_jobs (
+                    job_id uuid PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+                    schedule_name text NOT NULL,
+                    slot_at timestamptz NOT NULL,
+                    checkpoint_location text NOT NULL,
+                    checkpoint_version text NOT NULL,
+                    checkpoint_sha256 text NOT NULL,
+                    protocol text NOT NULL,
+                    published boolean NOT NULL DEFAULT false,
+                    created_at timestamptz NOT NULL,
+                    FOREIGN KEY (schedule_name, slot_at) REFERENCES schedule_slots (schedule_name, slot_at) ON DELETE CASCADE
+                );
+                CREATE INDEX schedule_jobs_checkpoint ON schedule_jobs (schedule_name, checkpoint_location, checkpoint_version);
+                CREATE INDEX schedule_jobs_content ON schedule_jobs (checkpoint_sha256, protocol);
+                CREATE INDEX schedule_jobs_unpublished ON schedule_jobs (created_at) WHERE NOT published;
+
+                CREATE TABLE schedule_checkpoints (
+                    schedule_name text NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                    checkpoint_location text NOT NULL,
+                    checkpoint_version text NOT NULL,
+                    checkpoint_sha256 text NOT NULL,
+                    protocol text NOT NULL,
+                    evaluated_by uuid NULL,
+                    recorded_at timestamptz NOT NULL,
+                    PRIMARY KEY (schedule_name, checkpoint_location, checkpoint_version)
+                );
+
+                CREATE TABLE regressions (
+                    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    schedule_name text NULL,
+                    checkpoint_sha256 text NOT NULL,
+                    metric text NOT NULL,
+                    value double precision NOT NULL,
+                    baseline_value double precision NOT NULL,
+                    baseline_job_id uuid NULL,
+                    threshold double precision NOT NULL,
+                    direction text NOT NULL CHECK (direction IN ('lower', 'higher')),
+                    created_at timestamptz NOT NULL,
+                    notified_at timestamptz NULL,
+                    UNIQUE (job_id, metric)
+                );
+                CREATE INDEX regressions_schedule ON regressions (schedule_name, created_at);
+                CREATE INDEX regressions_unnotified ON regressions (created_at) WHERE notified_at IS NULL;
+
+                CREATE TABLE scheduler_lease (
+                    name text PRIMARY KEY,
+                    holder text NOT NULL,
+                    expires_at timestamptz NOT NULL,
+                    acquired_at timestamptz NOT NULL
+                );
+                """,
+            Sqlite: """
+                CREATE TABLE schedules (
+                    name TEXT PRIMARY KEY,
+                    cron TEXT NOT NULL,
+                    time_zone TEXT NOT NULL,
+                    target_mode TEXT NOT NULL CHECK (target_mode IN ('checkpoint', 'newest', 'every')),
+                    target TEXT NOT NULL,
+                    evaluation TEXT NOT NULL,
+                    missed_policy TEXT NOT NULL CHECK (missed_policy IN ('run-once', 'skip')),
+                    baseline TEXT NULL,
+                    thresholds TEXT NOT NULL,
+                    webhook_url TEXT NULL,
+                    paused INTEGER NOT NULL DEFAULT 0,
+                    watermark_at TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL
+                );
+
+                CREATE TABLE schedule_slots (
+                    schedule_name TEXT NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                    slot_at TEXT NOT NULL,
+                    trigger_kind TEXT NOT NULL CHECK (trigger_kind IN ('cron', 'manual')),
+                    outcome TEXT NOT NULL CHECK (outcome IN ('submitted', 'nothing-new', 'missed', 'skipped', 'failed')),
+                    detail TEXT NULL,
+                    scheduler TEXT NOT NULL,
+                    recorded_at TEXT NOT NULL,
+                    PRIMARY KEY (schedule_name, slot_at)
+                );
+
+                CREATE TABLE schedule_jobs (
+                    job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+                    schedule_name TEXT NOT NULL,
+                    slot_at TEXT NOT NULL,
+                    checkpoint_location TEXT NOT NULL,
+                    checkpoint_version TEXT NOT NULL,
+                    checkpoint_sha256 TEXT NOT NULL,
+                    protocol TEXT NOT NULL,
+                    published INTEGER NOT NULL DEFAULT 0,
+                    created_at TEXT NOT NULL,
+                    FOREIGN KEY (schedule_name, slot_at) REFERENCES schedule_slots (schedule_name, slot_at) ON DELETE CASCADE
+                );
+                CREATE INDEX schedule_jobs_checkpoint ON schedule_jobs (schedule_name, checkpoint_location, checkpoint_version);
+                CREATE INDEX schedule_jobs_content ON schedule_jobs (checkpoint_sha256, protocol);
+                CREATE INDEX schedule_jobs_unpublished ON schedule_jobs (created_at) WHERE NOT published;
+
+                CREATE TABLE schedule_checkpoints (
+                    schedule_name TEXT NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                    checkpoint_location TEXT NOT NULL,
+                    checkpoint_version TEXT NOT NULL,
+                    checkpoint_sha256 TEXT NOT NULL,
+                    protocol TEXT NOT NULL,
+                    evaluated_by TEXT NULL,
+                    recorded_at TEXT NOT NULL,
+                    PRIMARY KEY (schedule_name, checkpoint_location, checkpoint_version)
+                );
+
+                CREATE TABLE regressions (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    schedule_name TEXT NULL,
+                    checkpoint_sha256 TEXT NOT NULL,
+                    metric TEXT NOT NULL,
+                    value REAL NOT NULL,
+                    baseline_value REAL NOT NULL,
+                    baseline_job_id TEXT NULL,
+                    threshold REAL NOT NULL,
+                    direction TEXT NOT NULL CHECK (direction IN ('lower', 'higher')),
+                    created_at TEXT NOT NULL,
+                    notified_at TEXT NULL,
+                    UNIQUE (job_id, metric)
+                );
+                CREATE INDEX regressions_schedule ON regressions (schedule_name, created_at);
+                CREATE INDEX regressions_unnotified ON regressions (created_at) WHERE notified_at IS NULL;
+
+                CREATE TABLE scheduler_lease (
+                    name TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    expires_at TEXT NOT NULL,
+                    acquired_at TEXT NOT NULL
+                );
+                """),
     ];
 }

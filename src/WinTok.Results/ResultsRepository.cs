@@ -44,31 +44,39 @@ public sealed class ResultsRepository(
 
     /// <summary>Records a queued job. Returns false when a job with that id already exists (a resubmission).</summary>
     public Task<bool> CreateJobAsync(NewJob job, CancellationToken cancellationToken) =>
-        database.InTransactionAsync(async (connection, transaction, token) =>
-        {
-            var now = timeProvider.GetUtcNow();
-            var inserted = await database.ExecuteAsync(connection, transaction, $"""
-                INSERT INTO jobs (id, kind, status, spec, partition_count, created_at, updated_at)
-                VALUES (@Id, @Kind, 'queued', {database.Json("@SpecJson")}, 0, @Now, @Now)
-                ON CONFLICT (id) DO NOTHING
-                """, new { job.Id, job.Kind, job.SpecJson, Now = now }, token);
-            return inserted == 1;
-        }, cancellationToken);
+        database.InTransactionAsync((connection, transaction, token) =>
+            InsertJobAsync(connection, transaction, job, timeProvider.GetUtcNow(), token), cancellationToken);
 
     /// <summary>Adds pending partitions with their specs (existing ones are left alone) and updates the job's partition count; returns how many were new.</summary>
     public Task<int> AddPartitionsAsync(Guid jobId, IReadOnlyCollection<NewPartition> partitions, CancellationToken cancellationToken) =>
-        database.InTransactionAsync(async (connection, transaction, token) =>
-        {
-            var added = await database.ExecuteAsync(connection, transaction, $"""
-                INSERT INTO partitions (job_id, partition_index, status, spec, items) VALUES (@JobId, @Index, 'pending', {database.Json("@SpecJson")}, @Items)
-                ON CONFLICT (job_id, partition_index) DO NOTHING
-                """, partitions.Select(p => new { JobId = jobId, p.Index, p.SpecJson, p.Items }), token);
-            await database.ExecuteAsync(connection, transaction, """
-                UPDATE jobs SET partition_count = (SELECT COUNT(*) FROM partitions WHERE job_id = @JobId), updated_at = @Now
-                WHERE id = @JobId
-                """, new { JobId = jobId, Now = timeProvider.GetUtcNow() }, token);
-            return added;
-        }, cancellationToken);
+        database.InTransactionAsync((connection, transaction, token) =>
+            InsertPartitionsAsync(connection, transaction, jobId, partitions, timeProvider.GetUtcNow(), token), cancellationToken);
+
+    /// <summary>
+    /// <see cref="CreateJobAsync"/>'s insert inside a caller's transaction, for repositories that record a job together
+    /// with rows of their own (a schedule's slot), so the two cannot diverge.
+    /// </summary>
+    internal async Task<bool> InsertJobAsync(DbConnection connection, DbTransaction transaction, NewJob job, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await database.ExecuteAsync(connection, transaction, $"""
+            INSERT INTO jobs (id, kind, status, spec, partition_count, created_at, updated_at)
+            VALUES (@Id, @Kind, 'queued', {database.Json("@SpecJson")}, 0, @Now, @Now)
+            ON CONFLICT (id) DO NOTHING
+            """, new { job.Id, job.Kind, job.SpecJson, Now = now }, cancellationToken) == 1;
+
+    /// <summary><see cref="AddPartitionsAsync"/>'s inserts inside a caller's transaction.</summary>
+    internal async Task<int> InsertPartitionsAsync(DbConnection connection, DbTransaction transaction, Guid jobId,
+        IReadOnlyCollection<NewPartition> partitions, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var added = await database.ExecuteAsync(connection, transaction, $"""
+            INSERT INTO partitions (job_id, partition_index, status, spec, items) VALUES (@JobId, @Index, 'pending', {database.Json("@SpecJson")}, @Items)
+            ON CONFLICT (job_id, partition_index) DO NOTHING
+            """, partitions.Select(p => new { JobId = jobId, p.Index, p.SpecJson, p.Items }), cancellationToken);
+        await database.ExecuteAsync(connection, transaction, """
+            UPDATE jobs SET partition_count = (SELECT COUNT(*) FROM partitions WHERE job_id = @JobId), updated_at = @Now
+            WHERE id = @JobId
+            """, new { JobId = jobId, Now = now }, cancellationToken);
+        return added;
+    }
 
     /// <summary>One partition, its spec and commit record included; null when there is no such partition.</summary>
     public Task<PartitionRecord?> GetPartitionAsync(Guid jobId, int partition, CancellationToken cancellationToken) =>

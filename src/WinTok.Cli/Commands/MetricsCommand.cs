@@ -16,10 +16,11 @@ namespace WinTok.Cli.Commands;
 /// </summary>
 internal static class MetricsCommand
 {
-    public static Command Create() => new("metrics", "Evaluation results: list them, compare two checkpoints.")
+    public static Command Create() => new("metrics", "Evaluation results: list them, compare two checkpoints, follow a trend.")
     {
         CreateList(),
         CreateCompare(),
+        MetricsTrendCommand.Create(),
     };
 
     private static Command CreateList()

@@ -93,12 +93,23 @@ public sealed class EvaluateJobSubmitter(
 
     public async Task<SubmittedJob> SubmitAsync(PlannedJob<EvaluateJobSpec> job, CancellationToken cancellationToken)
     {
-        var jobId = Guid.CreateVersion7(timeProvider.GetUtcNow());
-        await results.CreateJobAsync(new NewJob(jobId, EvaluateJobSpec.JobKind, job.Spec.ToJson()), cancellationToken);
-        await results.AddPartitionsAsync(jobId, job.Partitions, cancellationToken);
-        await publisher.PublishManyAsync(job.Partitions.Select(p => new EvaluatePartition(jobId, p.Index, 1)).ToList(), cancellationToken);
-        return new SubmittedJob(jobId, job.Partitions.Count);
+        var row = ToNewJob(job);
+        await results.CreateJobAsync(row, cancellationToken);
+        await results.AddPartitionsAsync(row.Id, job.Partitions, cancellationToken);
+        await PublishAsync(row.Id, job.Partitions, cancellationToken);
+        return new SubmittedJob(row.Id, job.Partitions.Count);
     }
+
+    /// <summary>
+    /// The job row of a plan, with a fresh id, for a caller that records it inside a transaction of its own (a schedule
+    /// records it with its slot, so the two cannot diverge) and then publishes it with <see cref="PublishAsync"/>.
+    /// </summary>
+    public NewJob ToNewJob(PlannedJob<EvaluateJobSpec> job) =>
+        new(Guid.CreateVersion7(timeProvider.GetUtcNow()), EvaluateJobSpec.JobKind, job.Spec.ToJson());
+
+    /// <summary>Publishes the first attempt of each partition of a recorded job.</summary>
+    public Task PublishAsync(Guid jobId, IReadOnlyCollection<NewPartition> partitions, CancellationToken cancellationToken) =>
+        publisher.PublishManyAsync(partitions.Select(p => new EvaluatePartition(jobId, p.Index, 1)).ToList(), cancellationToken);
 
     /// <summary>The last folder name of a dataset location (<c>/data/imagenet/val</c> gives <c>val</c>).</summary>
     private static string DefaultName(string location) =>
