@@ -65,7 +65,6 @@ internal static class JpegStreamCheck
 
     private sealed class Frame(bool progressive, bool lossless, int width, int height, int[] ids, int[] h, int[] v)
     {
-        public bool Progressive => progressive;
         public int[] Ids => ids;
 
         /// <summary>MCUs of a scan of the given components (libjpeg's <c>per_scan_setup</c>), or -1 when not computable.</summary>

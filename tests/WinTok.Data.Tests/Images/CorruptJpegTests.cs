@@ -23,7 +23,7 @@ public sealed class CorruptJpegTests
     public static TheoryData<string, string> RefusedFiles => Select(f => !f.PillowDecodes);
 
     [Fact]
-    public void Fixtures_CoverEveryVerdict()
+    public void CorruptJpegFixture_HoldsEveryKindOfVerdict()
     {
         // The folder must hold each kind of case, or the theories below would pass on nothing.
         var repository = Fixtures.Value.Where(f => f.Folder == TestFixtures.Folder("corrupt-jpeg")).ToList();
