@@ -9,6 +9,8 @@ if [ -f deploy/services.sh ]; then
   # shellcheck disable=SC1091
   source deploy/services.env
 fi
+# DuckDB (npm) for the test that reads a token dataset's root as DuckDB users do.
+eval "$(bash deploy/duckdb.sh)"
 
 log=$(mktemp)
 set +e

@@ -7,6 +7,10 @@
 
 DATASET is the folder holding _manifest.json. For blob storage, pass any pyarrow filesystem (for example
 pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(adlfs.AzureBlobFileSystem(...)))) as `filesystem`.
+
+This reader follows the manifest, the list of committed shards. To look at a finished dataset without it,
+pq.read_table(DATASET) reads the token rows alone: pyarrow skips _manifest.json and _errors/ (names starting with
+"_"), where each shard's failure records are (the manifest's errors_path; pq.read_table(DATASET + "/_errors")).
 """
 import argparse
 import hashlib

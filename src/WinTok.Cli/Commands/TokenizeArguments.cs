@@ -55,6 +55,11 @@ internal sealed class TokenizeArguments
         Description = "Also store the semantic tokens and their pooled embedding in every row.",
     };
 
+    public Option<bool> KeepDamagedImages { get; } = new("--keep-damaged-images")
+    {
+        Description = "Tokenize damaged JPEGs whose every row still decodes (a corrupt byte that libjpeg reports only "
+            + "after the last row), as Pillow with LOAD_TRUNCATED_IMAGES does; by default they are failures, as in the reference.",
+    };
 
     public Option<bool> Verbose { get; } = new("--verbose")
     {
@@ -65,7 +70,7 @@ internal sealed class TokenizeArguments
     {
         command.Arguments.Add(Input);
         command.Arguments.Add(Output);
-        foreach (var option in new Option[] { Checkpoint, Kind, FilesPerPartition, SemanticTokens, Verbose })
+        foreach (var option in new Option[] { Checkpoint, Kind, FilesPerPartition, SemanticTokens, KeepDamagedImages, Verbose })
         {
             command.Options.Add(option);
         }
@@ -83,7 +88,8 @@ internal sealed class TokenizeArguments
             Model.ToChoice(parse),
             kind is null ? null : Kinds[kind],
             parse.GetValue(FilesPerPartition),
-            parse.GetValue(SemanticTokens));
+            parse.GetValue(SemanticTokens),
+            KeepDamagedImages: parse.GetValue(KeepDamagedImages));
     }
 
     /// <summary>

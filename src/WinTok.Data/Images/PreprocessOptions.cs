@@ -28,6 +28,16 @@ public sealed class PreprocessOptions
     /// <value>false: bit-exact reference preprocessing.</value>
     public bool ReducedScaleJpegDecode { get; set; }
 
+    /// <summary>
+    /// Keep a JPEG whose every row decodes although libjpeg reports its data broken afterwards (a bit error that forms
+    /// a stray marker in the entropy-coded data of a one-scan JPEG). Pillow, and so the reference, refuses such a file
+    /// ("broken data stream when reading image file") unless <c>ImageFile.LOAD_TRUNCATED_IMAGES</c> is set; with this
+    /// setting we decode it to the pixels Pillow then gives. Truncated files and a progressive JPEG whose scans libjpeg
+    /// gave up on stay rejected either way.
+    /// </summary>
+    /// <value>false: reject what the reference's Pillow refuses.</value>
+    public bool KeepDamagedImages { get; set; }
+
     internal void Validate()
     {
         var results = new List<ValidationResult>();

@@ -5,7 +5,7 @@ using WinTok.Data.Corpus;
 namespace WinTok.Data.Shards;
 
 /// <summary>
-/// <c>errors/part-{partition:D6}.parquet</c>: one row per rejected input (key, source, reason, exception_type,
+/// <c>_errors/part-{partition:D6}.parquet</c>: one row per rejected input (key, source, reason, exception_type,
 /// bytes_sha256), sorted, with the same job metadata as the shard. Parquet rather than JSONL so that the same tools
 /// read rows and rejects.
 /// </summary>

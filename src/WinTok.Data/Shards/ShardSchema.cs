@@ -46,7 +46,12 @@ internal static class ShardSchema
 
     public static string ShardPath(int partition) => $"shards/part-{partition:D6}.parquet";
 
-    public static string ErrorsPath(int partition) => $"errors/part-{partition:D6}.parquet";
+    /// <summary>
+    /// The failure records go under <c>_errors/</c>: Hive, Spark and pyarrow datasets skip every path component that
+    /// starts with <c>_</c> or <c>.</c>, so a reader pointed at the dataset root finds the token rows only, not the
+    /// errors files (whose schema differs) nor <c>_manifest.json</c> (docs/token-shards.md §1).
+    /// </summary>
+    public static string ErrorsPath(int partition) => $"_errors/part-{partition:D6}.parquet";
 
     public static ParquetSchema Build(TokenLayout layout)
     {

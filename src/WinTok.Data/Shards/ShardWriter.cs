@@ -14,7 +14,7 @@ public sealed record ShardWriterOptions
 
 /// <summary>
 /// Collects the rows and failures of one partition as the pipeline produces them, in any order and from any thread,
-/// then writes <c>shards/part-{partition:D6}.parquet</c> and <c>errors/part-{partition:D6}.parquet</c> in one go.
+/// then writes <c>shards/part-{partition:D6}.parquet</c> and <c>_errors/part-{partition:D6}.parquet</c> in one go.
 /// Rows are sorted by key, so the output depends only on the set of rows, not on GPU batch order; a retried partition
 /// writes identical bytes, and its create-only commit reports <see cref="CommitOutcome.AlreadyCommitted"/>.
 /// </summary>

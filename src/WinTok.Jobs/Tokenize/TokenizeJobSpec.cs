@@ -15,7 +15,14 @@ namespace WinTok.Jobs.Tokenize;
 /// <param name="Model">How to read the checkpoint when its args do not say everything (kind, encoder).</param>
 /// <param name="SemanticTokens">Whether shards carry the continuous semantic tokens besides the pixel tokens.</param>
 /// <param name="ImageSize">The model's input side, read from the checkpoint's args at submission.</param>
+/// <param name="MaxPixels">Images whose header claims more pixels are rejected (<c>PreprocessOptions.MaxPixels</c>).</param>
+/// <param name="ReducedScaleJpegDecode">Decode large JPEGs at reduced scale (<c>PreprocessOptions.ReducedScaleJpegDecode</c>).</param>
 /// <param name="CreatedUtc">Submission time; written into every shard, so it must not vary between attempts.</param>
+/// <param name="KeepDamagedImages">
+/// Keep one-scan JPEGs that Pillow refuses as broken although every row decodes
+/// (<c>PreprocessOptions.KeepDamagedImages</c>); in the spec so that every worker applies the same rule. Absent in the
+/// specs of jobs submitted before it existed, which read as false.
+/// </param>
 public sealed record TokenizeJobSpec(
     string Input,
     string Output,
@@ -27,7 +34,8 @@ public sealed record TokenizeJobSpec(
     int ImageSize,
     long MaxPixels,
     bool ReducedScaleJpegDecode,
-    DateTimeOffset CreatedUtc)
+    DateTimeOffset CreatedUtc,
+    bool KeepDamagedImages = false)
 {
     public const string JobKind = "tokenize";
 

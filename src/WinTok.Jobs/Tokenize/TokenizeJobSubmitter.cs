@@ -18,7 +18,8 @@ public sealed record TokenizeRequest(
     int FilesPerPartition = CorpusPlanner.DefaultFilesPerPartition,
     bool SemanticTokens = false,
     long MaxPixels = 89_478_485,
-    bool ReducedScaleJpegDecode = false);
+    bool ReducedScaleJpegDecode = false,
+    bool KeepDamagedImages = false);
 
 /// <summary>A job ready to submit: its spec and its partitions, all validated, nothing recorded yet.</summary>
 public sealed record PlannedJob<TSpec>(TSpec Spec, IReadOnlyList<NewPartition> Partitions);
@@ -49,7 +50,8 @@ public sealed class TokenizeJobSubmitter(
         if (partitions.Count == 0) throw new InvalidDataException($"{request.Input} holds no images to tokenize");
         var model = request.Model with { Kind = facts.Kind };
         var spec = new TokenizeJobSpec(request.Input, request.Output, checkpoint, model, kind, request.FilesPerPartition,
-            request.SemanticTokens, facts.ImageSize, request.MaxPixels, request.ReducedScaleJpegDecode, timeProvider.GetUtcNow());
+            request.SemanticTokens, facts.ImageSize, request.MaxPixels, request.ReducedScaleJpegDecode, timeProvider.GetUtcNow(),
+            request.KeepDamagedImages);
         return new PlannedJob<TokenizeJobSpec>(spec, partitions.Select(p => new NewPartition(p.Index, p.ToJson(), p.Files?.Count ?? 0)).ToList());
     }
 

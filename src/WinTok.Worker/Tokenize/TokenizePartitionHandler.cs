@@ -85,6 +85,7 @@ internal sealed class TokenizePartitionHandler(
         ImageSize = spec.ImageSize,
         MaxPixels = spec.MaxPixels,
         ReducedScaleJpegDecode = spec.ReducedScaleJpegDecode,
+        KeepDamagedImages = spec.KeepDamagedImages,
     });
 
     private static ShardMetadata Metadata(Guid jobId, TokenizeJobSpec spec, ServedModel model, ImagePreprocessor preprocessor)

@@ -103,11 +103,12 @@ public sealed class PreprocessParityTests
     public void Preprocess_WhenReducedScaleJpegDecodeIsOn_StaysWithinMeasuredBound(string folder, string file)
     {
         // DCT-domain downscaling replaces part of the bicubic filter, so this mode trades exactness for speed; the
-        // bound is the worst we measured on the fixtures plus a margin (docs/preprocessing.md).
+        // bound is the one that held on every one of 80 photos (docs/preprocessing.md, ReducedScaleMeasurementTests).
         var comparison = Compare(folder, file, new PreprocessOptions { ReducedScaleJpegDecode = true });
 
-        Assert.True(comparison.WithinOneLevel >= 0.95, $"{comparison}: fewer than 95% of values within one level");
-        Assert.True(comparison.MeanAbsoluteError <= 0.5, $"{comparison}: mean absolute error above half a level");
+        Assert.True(comparison.WithinOneLevel >= ReducedScaleAgreement.MinWithinOne, $"{comparison}: fewer than {ReducedScaleAgreement.MinWithinOne:P0} of values within one level");
+        Assert.True(comparison.WithinTwoLevels >= ReducedScaleAgreement.MinWithinTwo, $"{comparison}: fewer than {ReducedScaleAgreement.MinWithinTwo:P0} of values within two levels");
+        Assert.True(comparison.MeanAbsoluteError <= ReducedScaleAgreement.MaxMeanAbsoluteError, $"{comparison}: mean absolute error above {ReducedScaleAgreement.MaxMeanAbsoluteError} level");
     }
 
     /// <summary>Runs our transform on one fixture and measures it against the reference's levels.</summary>
@@ -143,25 +144,26 @@ public sealed class PreprocessParityTests
 }
 
 /// <summary>Agreement of two uint8 images.</summary>
-internal readonly record struct Comparison(string Name, double Exact, double WithinOneLevel, double MeanAbsoluteError, int MaxError)
+internal readonly record struct Comparison(string Name, double Exact, double WithinOneLevel, double WithinTwoLevels, double MeanAbsoluteError, int MaxError)
 {
     public static Comparison Of(string name, ReadOnlySpan<byte> actual, ReadOnlySpan<byte> expected)
     {
         Assert.Equal(expected.Length, actual.Length);
-        long exact = 0, withinOne = 0, totalError = 0;
+        long exact = 0, withinOne = 0, withinTwo = 0, totalError = 0;
         var maxError = 0;
         for (var i = 0; i < actual.Length; i++)
         {
             var error = Math.Abs(actual[i] - expected[i]);
             exact += error == 0 ? 1 : 0;
             withinOne += error <= 1 ? 1 : 0;
+            withinTwo += error <= 2 ? 1 : 0;
             totalError += error;
             maxError = Math.Max(maxError, error);
         }
         double count = actual.Length;
-        return new Comparison(name, exact / count, withinOne / count, totalError / count, maxError);
+        return new Comparison(name, exact / count, withinOne / count, withinTwo / count, totalError / count, maxError);
     }
 
     public override string ToString() =>
-        $"{Name}: exact {Exact:P3}, within 1 level {WithinOneLevel:P3}, MAE {MeanAbsoluteError:F4}, max {MaxError}";
+        $"{Name}: exact {Exact:P3}, within 1 level {WithinOneLevel:P3}, within 2 {WithinTwoLevels:P3}, MAE {MeanAbsoluteError:F4}, max {MaxError}";
 }

@@ -135,7 +135,7 @@ public sealed class DatasetVerifierTests
             var repetition = Enumerable.Range(0, 120).Select(i => i % 60 == 0 ? 0 : 1).ToArray();
             await rowGroup.WriteAllPartsAsync<ushort>(fields[8], new ushort[120], Enumerable.Repeat(2, 120).ToArray(), repetition, ct);
         }, Token);
-        var errors = await dataset.Store.CommitAsync("errors/part-000000.parquet",
+        var errors = await dataset.Store.CommitAsync("_errors/part-000000.parquet",
             (stream, ct) => FailureFile.WriteAsync(stream, [], metadata, 0, ct), Token);
         await ManifestWriter.WriteAsync(dataset.Store, metadata,
             [new ShardInfo(0, committed.Path, 2, committed.Bytes, committed.Sha256, [2], errors.Path, 0, errors.Bytes, errors.Sha256)], Token);

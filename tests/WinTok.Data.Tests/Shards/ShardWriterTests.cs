@@ -115,7 +115,7 @@ public sealed class ShardWriterTests
         var failures = await FailureFile.ReadAsync(dataset.Store, info.ErrorsPath, Token);
 
         Assert.Equal((1L, 2L), (info.Rows, info.Failures));
-        Assert.Equal("errors/part-000001.parquet", info.ErrorsPath);
+        Assert.Equal("_errors/part-000001.parquet", info.ErrorsPath);
         Assert.Equal(["b.tar#k.jpg", "c.tar#zz.npy"], failures.Select(f => f.Source));
         Assert.Contains("a.tar#k.jpg was kept", failures[0].Reason, StringComparison.Ordinal);
         Assert.Equal(new string('1', 64), failures[1].BytesSha256);
