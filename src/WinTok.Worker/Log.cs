@@ -29,6 +29,9 @@ internal static partial class Log
     [LoggerMessage(5103, LogLevel.Information, "Wrote the manifest of job {JobId}: {Shards} shards, {Rows} rows, {Failures} failed inputs")]
     public static partial void WroteManifest(ILogger logger, Guid jobId, int shards, long rows, long failures);
 
+    [LoggerMessage(5903, LogLevel.Warning, "Could not record the heartbeat of worker {Worker}; trying again at the next beat")]
+    public static partial void HeartbeatFailed(ILogger logger, Exception exception, string worker);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

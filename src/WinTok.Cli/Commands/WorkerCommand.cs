@@ -22,7 +22,7 @@ internal static class WorkerCommand
 
     private static async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var builder = WinTokHost.CreateBuilder(Verbosity.Normal);
+        var builder = WinTokHost.CreateBuilder(Verbosity.Normal, serviceName: "wintok-worker");
         builder.AddWinTokWorker();
         using var host = builder.Build();
         if (await WinTokHost.SettingsProblemAsync(host, cancellationToken) is { } problem) return ExitCodes.Usage(problem);

@@ -73,7 +73,8 @@ public sealed class EvaluateJobSubmitter(
     public async Task<SubmittedJob> SubmitAsync(PlannedJob<EvaluateJobSpec> job, CancellationToken cancellationToken)
     {
         var jobId = Guid.CreateVersion7(timeProvider.GetUtcNow());
-        await results.CreateJobAsync(new NewJob(jobId, EvaluateJobSpec.JobKind, job.Spec.ToJson()), cancellationToken);
+        using var span = JobsTelemetry.StartJob(EvaluateJobSpec.JobKind, jobId, job.Partitions.Count);
+        await results.CreateJobAsync(new NewJob(jobId, EvaluateJobSpec.JobKind, job.Spec.ToJson(), span?.Id), cancellationToken);
         await results.AddPartitionsAsync(jobId, job.Partitions, cancellationToken);
         await publisher.PublishManyAsync(job.Partitions.Select(p => new EvaluatePartition(jobId, p.Index, 1)).ToList(), cancellationToken);
         return new SubmittedJob(jobId, job.Partitions.Count);
