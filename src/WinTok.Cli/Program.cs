@@ -11,6 +11,7 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
     WorkerCommand.Create(),       // ... consumed by workers
     JobsCommand.Create(),         // list | show | cancel | retry
+    DashboardCommand.Create(),    // the same, and evaluations and workers, in a browser
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),
