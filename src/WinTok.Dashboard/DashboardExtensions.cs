@@ -45,6 +45,9 @@ public static class DashboardExtensions
         builder.Services.TryAddSingleton<DashboardGauges>();
         builder.Services.AddHostedService(services => services.GetRequiredService<DashboardGauges>());
         builder.Services.AddRazorComponents();
+        // The API escapes <, >, & and quotes too (the default encoder, not the relaxed one): its strings are as inert
+        // as the pages' even if a client pastes them into HTML.
+        builder.Services.ConfigureHttpJsonOptions(options => options.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.Default);
         builder.Services.AddAntiforgery(options =>
         {
             options.Cookie.Name = "wintok-antiforgery";

@@ -46,9 +46,10 @@ public static class PlotScale
         var raw = span / count;
         var power = Math.Pow(10, Math.Floor(Math.Log10(raw)));
         var step = (raw / power) switch { < 1.5 => 1, < 3.5 => 2, < 7.5 => 5, _ => 10 } * power;
-        var first = Math.Ceiling(range.Min / step) * step;
+        // Rounded to the step's decimals, so 0.1 steps read 1.2 and not 1.2000000000000002.
+        var decimals = Math.Clamp(-(int)Math.Floor(Math.Log10(step)), 0, 15);
         var ticks = new List<double>();
-        for (var t = first; t <= range.Max + step * 1e-9; t += step) ticks.Add(Math.Round(t / step) * step);
+        for (var i = Math.Ceiling(range.Min / step); i * step <= range.Max + step * 1e-9; i++) ticks.Add(Math.Round(i * step, decimals));
         return ticks;
     }
 
