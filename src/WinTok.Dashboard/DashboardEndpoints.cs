@@ -47,7 +47,7 @@ internal static class DashboardEndpoints
             var view = await reader.JobAsync(jobId, notice is null ? null : Notices.GetValueOrDefault(notice), token);
             if (view is null) return Responses.NotFound(http, $"job {id}", api: false);
             var live = view.Job.Status is JobStatus.Queued or JobStatus.Running;
-            return Responses.Page<JobPage>(Responses.Shell(http, $"Job {Format.Short(jobId)}", "jobs", live), view);
+            return Responses.Page<JobPage>(Responses.Shell(http, $"Job {jobId}", "jobs", live), view);
         });
         app.MapGet("/api/jobs/{id}", async (HttpContext http, DashboardReader reader, string id, CancellationToken token) =>
         {
@@ -94,7 +94,7 @@ internal static class DashboardEndpoints
                 : Responses.NotFound(http, "such pair of evaluations", api: true));
         app.MapGet("/evaluations/{id:guid}", async (HttpContext http, DashboardReader reader, Guid id, CancellationToken token) =>
             await reader.EvaluationAsync(id, token) is { } view
-                ? Responses.Page<EvaluationPage>(Responses.Shell(http, $"Evaluation {Format.Short(id)}", "evaluations"), view)
+                ? Responses.Page<EvaluationPage>(Responses.Shell(http, $"Evaluation {id}", "evaluations"), view)
                 : Responses.NotFound(http, $"evaluation {id}", api: false));
         app.MapGet("/api/evaluations/{id:guid}", async (HttpContext http, DashboardReader reader, Guid id, CancellationToken token) =>
             await reader.EvaluationAsync(id, token) is { } view

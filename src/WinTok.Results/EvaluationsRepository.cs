@@ -75,9 +75,9 @@ public sealed class EvaluationsRepository(ResultsDatabase database, TimeProvider
             if (evaluations.Count == 0) return evaluations;
             var values = await connection.QueryAsync<(Guid JobId, string Name, double Value)>(database.Command("""
                 SELECT m.job_id, m.metric_name, m.metric_value FROM metrics m JOIN evaluations e ON e.job_id = m.job_id
-                WHERE m.job_id = ANY_OF_JOBS
-                """.Replace("ANY_OF_JOBS", database.IsPostgres ? "ANY(@Jobs)" : "m.job_id IN @Jobs", StringComparison.Ordinal),
-                new { Jobs = evaluations.Select(e => e.JobId).ToArray() }, transaction, token));
+                WHERE ANY_OF_JOBS
+                """.Replace("ANY_OF_JOBS", database.IsPostgres ? "m.job_id = ANY(@Jobs)" : "m.job_id IN @Jobs", StringComparison.Ordinal),
+                new { Jobs = database.JobIdList(evaluations.Select(e => e.JobId)) }, transaction, token));
             var byJob = values.GroupBy(v => v.JobId).ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, double>)g.ToDictionary(v => v.Name, v => v.Value));
             foreach (var evaluation in evaluations)
                 evaluation.Metrics = byJob.TryGetValue(evaluation.JobId, out var metrics) ? metrics : new Dictionary<string, double>();

@@ -37,8 +37,6 @@ public static class Format
         _ => $"{value / (1024.0 * 1024 * 1024):0.00} GiB",
     };
 
-    public static string Short(Guid id) => id.ToString("D")[..8];
-
     public static string ShortHash(string sha256) => sha256.Length > 12 ? sha256[..12] : sha256;
 
     public static string Percent(long done, long total) =>

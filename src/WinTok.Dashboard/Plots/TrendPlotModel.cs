@@ -56,8 +56,12 @@ public static class PlotScale
     /// <summary>An SVG coordinate, invariant culture, two decimals.</summary>
     public static string Svg(double value) => value.ToString("0.##", CultureInfo.InvariantCulture);
 
-    /// <summary>A tick label: a UTC date for time axes, a compact number otherwise.</summary>
-    public static string Label(double value, bool isTime) => isTime
-        ? DateTimeOffset.FromUnixTimeMilliseconds((long)(value * 1000)).UtcDateTime.ToString("MM-dd HH:mm", CultureInfo.InvariantCulture)
+    /// <summary>
+    /// A tick label: for time axes a UTC time as fine as the axis' span needs (days, minutes or seconds), a compact
+    /// number otherwise.
+    /// </summary>
+    public static string Label(double value, bool isTime, double span = 0) => isTime
+        ? DateTimeOffset.FromUnixTimeMilliseconds((long)(value * 1000)).UtcDateTime.ToString(
+            span > 3 * 86400 ? "yyyy-MM-dd" : span > 600 ? "MM-dd HH:mm" : "HH:mm:ss", CultureInfo.InvariantCulture)
         : value.ToString(Math.Abs(value) >= 10000 ? "0.##e0" : "G4", CultureInfo.InvariantCulture);
 }

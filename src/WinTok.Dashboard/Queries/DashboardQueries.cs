@@ -35,6 +35,6 @@ internal sealed class DashboardQueries(ResultsDatabase database)
                 FROM regressions {where}
                 ORDER BY created_at DESC
                 LIMIT @Limit
-                """, new { Jobs = jobIds?.ToArray(), Limit = limit }, transaction, token))).ToList();
+                """, new { Jobs = jobIds is null ? null : database.JobIdList(jobIds), Limit = limit }, transaction, token))).ToList();
         }, cancellationToken);
 }
