@@ -9,6 +9,8 @@ if [ -f deploy/services.sh ]; then
   # shellcheck disable=SC1091
   source deploy/services.env
 fi
+# Debian's chromium and chromedriver for the dashboard's browser tests (their screenshots land in TestResults/dashboard/).
+bash deploy/browser.sh
 
 log=$(mktemp)
 set +e
