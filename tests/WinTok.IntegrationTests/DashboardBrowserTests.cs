@@ -53,6 +53,12 @@ public sealed class DashboardBrowserTests : IDisposable
             Assert.Contains("succeeded", row.Text, StringComparison.Ordinal);
             Assert.Contains("tokenize", row.Text, StringComparison.Ordinal);
             site.Screenshot("jobs");
+            // Live refresh (our own script, allowed by the page's Content-Security-Policy) swaps in a new <main>.
+            var script = (IJavaScriptExecutor)site.Browser;
+            script.ExecuteScript("document.getElementById('content').dataset.seen = 'yes'");
+            Assert.True(await ServicesFixture.EventuallyAsync(() => Task.FromResult(
+                script.ExecuteScript("return document.getElementById('content').dataset.seen") is null), TimeSpan.FromSeconds(15)),
+                "the jobs page did not refresh itself");
 
             site.Open($"/jobs/{jobId}");
             var keys = site.Browser.FindElements(By.CssSelector("table.failures td.key")).Select(k => k.Text).ToList();
