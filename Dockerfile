@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# The `wintok` image: one CLI (tokenize | submit | worker | jobs | verify | bench | migrate) on the .NET 10 runtime.
+# The `wintok` image: one CLI (tokenize | submit | worker | jobs | dashboard | verify | migrate) on the ASP.NET Core 10
+# runtime (the dashboard is a web app; the other verbs need only the .NET runtime it includes).
 #
 #   docker build -t wintok:cpu  .                               # libtorch-cpu-linux-x64, .NET runtime on Ubuntu 24.04
 #   docker build -t wintok:cuda --build-arg TORCH_VARIANT=cuda . # libtorch-cuda-12.8-linux-x64 on a CUDA 12.8 base
@@ -13,7 +14,7 @@
 
 ARG TORCH_VARIANT=cpu
 ARG DOTNET_SDK_IMAGE=mcr.microsoft.com/dotnet/sdk:10.0-noble
-ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/runtime:10.0-noble
+ARG DOTNET_RUNTIME_IMAGE=mcr.microsoft.com/dotnet/aspnet:10.0-noble
 # The libtorch package bundles cuDNN, cuBLAS and the CUDA runtime; the cudnn-runtime base also brings cuFFT, cuRAND,
 # cuSOLVER, cuSPARSE and NCCL, which libtorch_cuda.so may load. The driver comes from the node (NVIDIA toolkit).
 ARG CUDA_BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
@@ -56,7 +57,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid "$APP_UID" app \
     && useradd --uid "$APP_UID" --gid app --create-home --shell /usr/sbin/nologin app
-# Microsoft's runtime image is Ubuntu 24.04 too, so its /usr/share/dotnet runs unchanged here.
+# Microsoft's runtime image is Ubuntu 24.04 too, so its /usr/share/dotnet (.NET and ASP.NET Core) runs unchanged here.
 COPY --from=runtime-cpu /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet && dotnet --list-runtimes
 

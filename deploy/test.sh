@@ -11,6 +11,8 @@ if [ -f deploy/services.sh ]; then
 fi
 # DuckDB (npm) for the test that reads a token dataset's root as DuckDB users do.
 eval "$(bash deploy/duckdb.sh)"
+# Debian's chromium and chromedriver for the dashboard's browser tests (their screenshots land in TestResults/dashboard/).
+bash deploy/browser.sh
 
 log=$(mktemp)
 set +e

@@ -17,6 +17,7 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
     SchedulerCommand.Create(),    // the scheduler service (replicas share a lease)
     JobsCommand.Create(),         // list | show | cancel | retry
     MetricsCommand.Create(),      // evaluation results: list | compare | trend
+    DashboardCommand.Create(),    // the same, and evaluations and workers, in a browser
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),

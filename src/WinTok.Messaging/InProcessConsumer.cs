@@ -96,7 +96,7 @@ internal sealed class InProcessConsumer<TMessage>(
         {
             await using var scope = scopes.CreateAsyncScope();
             var handler = scope.ServiceProvider.GetRequiredService<IMessageHandler<TMessage>>();
-            outcome = await handler.HandleAsync(message, new MessageContext(delivery.MessageId, delivery.DeliveryCount, IsLastDelivery: delivery.DeliveryCount + 1 >= settings.DeliveryLimit), timeout.Token);
+            outcome = await handler.HandleAsync(message, new MessageContext(delivery.MessageId, delivery.DeliveryCount, IsLastDelivery: delivery.DeliveryCount + 1 >= settings.DeliveryLimit, delivery.PublishedAt), timeout.Token);
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {

@@ -28,7 +28,7 @@ public sealed class InProcessJobQueue<TMessage>(ILogger<InProcessJobQueue<TMessa
 
     public async Task PublishAsync(TMessage message, CancellationToken cancellationToken)
     {
-        await channel.Writer.WriteAsync(new InProcessDelivery<TMessage>(message, $"{message.JobId:N}-{message.Partition}-{message.Attempt}", 0), cancellationToken);
+        await channel.Writer.WriteAsync(new InProcessDelivery<TMessage>(message, $"{message.JobId:N}-{message.Partition}-{message.Attempt}", 0, DateTimeOffset.UtcNow), cancellationToken);
         Log.PublishedMessage(logger, "in-process", message.JobId, message.Partition, message.Attempt);
     }
 
@@ -60,7 +60,7 @@ internal sealed class InProcessPublisher<TMessage>(InProcessJobQueue<TMessage> q
         queue.PublishManyAsync(messages, cancellationToken);
 }
 
-internal sealed record InProcessDelivery<TMessage>(TMessage Message, string MessageId, int DeliveryCount);
+internal sealed record InProcessDelivery<TMessage>(TMessage Message, string MessageId, int DeliveryCount, DateTimeOffset? PublishedAt = null);
 
 /// <summary>A message the in-process queue gave up on, with why.</summary>
 public sealed record DeadLetter<TMessage>(TMessage Message, string Reason, int DeliveryCount);

@@ -22,7 +22,8 @@ public interface IMessageHandler<in TMessage>
 /// Whether the queue dead-letters the message if this delivery fails too, so a handler records a final failure instead
 /// of throwing into the void; the transport knows its limit, the handler only this flag.
 /// </param>
-public sealed record MessageContext(string MessageId, int DeliveryCount, bool IsLastDelivery);
+/// <param name="PublishedAt">When the message was first published (whole seconds over RabbitMQ), for queue-lag metrics; null when unknown.</param>
+public sealed record MessageContext(string MessageId, int DeliveryCount, bool IsLastDelivery, DateTimeOffset? PublishedAt = null);
 
 public enum HandlerOutcomeKind
 {

@@ -154,7 +154,8 @@ internal sealed class RabbitMqConsumer<TMessage>(
         {
             await using var scope = scopes.CreateAsyncScope();
             var handler = scope.ServiceProvider.GetRequiredService<IMessageHandler<TMessage>>();
-            outcome = await handler.HandleAsync(message, new MessageContext(messageId, deliveryCount, IsLastDelivery: deliveryCount + 1 >= settings.DeliveryLimit), timeout.Token);
+            outcome = await handler.HandleAsync(message, new MessageContext(messageId, deliveryCount, IsLastDelivery: deliveryCount + 1 >= settings.DeliveryLimit,
+                PublishedAt: delivery.BasicProperties.IsTimestampPresent() ? DateTimeOffset.FromUnixTimeSeconds(delivery.BasicProperties.Timestamp.UnixTime) : null), timeout.Token);
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested)
         {

@@ -36,6 +36,8 @@ internal sealed class RabbitMqPublisher<TMessage>(
             ContentType = "application/json",
             MessageId = $"{message.JobId:N}-{message.Partition}-{message.Attempt}",
             Type = typeof(TMessage).Name,
+            // Read back by consumers as MessageContext.PublishedAt (queue lag); AMQP timestamps are whole seconds.
+            Timestamp = new AmqpTimestamp(DateTimeOffset.UtcNow.ToUnixTimeSeconds()),
         };
         await pipeline.ExecuteAsync(async token =>
         {

@@ -33,6 +33,13 @@ public sealed class ResultsDatabase(
     /// <summary>A JSON parameter as the column type wants it (jsonb on PostgreSQL, TEXT on SQLite).</summary>
     public string Json(string parameter) => IsPostgres ? $"CAST({parameter} AS jsonb)" : parameter;
 
+    /// <summary>
+    /// Job ids for an <c>IN @Jobs</c> (SQLite) or <c>ANY(@Jobs)</c> (PostgreSQL) list: Dapper expands a list without the
+    /// Guid type handler, and Microsoft.Data.Sqlite would send each Guid as a BLOB that never equals the stored TEXT.
+    /// </summary>
+    public System.Collections.IEnumerable JobIdList(IEnumerable<Guid> jobIds) =>
+        IsPostgres ? jobIds.ToArray() : jobIds.Select(id => id.ToString("D")).ToArray();
+
     /// <summary>Row lock on PostgreSQL; SQLite transactions (BEGIN IMMEDIATE) already exclude other writers.</summary>
     public string ForUpdate => IsPostgres ? " FOR UPDATE" : "";
 

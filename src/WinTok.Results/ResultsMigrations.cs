@@ -344,5 +344,38 @@ internal static class ResultsMigrations
                     acquired_at TEXT NOT NULL
                 );
                 """),
+        new(5, "workers and their heartbeats; each job's trace context",
+            Postgres: """
+                CREATE TABLE workers (
+                    name text PRIMARY KEY,
+                    host text NOT NULL,
+                    pid integer NOT NULL,
+                    started_at timestamptz NOT NULL,
+                    heartbeat_at timestamptz NOT NULL,
+                    state text NOT NULL CHECK (state IN ('idle', 'busy', 'stopping')),
+                    job_id uuid NULL,
+                    partition integer NULL,
+                    images_per_second double precision NULL,
+                    gpu_memory_mib bigint NULL
+                );
+                CREATE INDEX workers_heartbeat ON workers (heartbeat_at DESC);
+                ALTER TABLE jobs ADD COLUMN trace_parent text NULL;
+                """,
+            Sqlite: """
+                CREATE TABLE workers (
+                    name TEXT PRIMARY KEY,
+                    host TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    started_at TEXT NOT NULL,
+                    heartbeat_at TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('idle', 'busy', 'stopping')),
+                    job_id TEXT NULL,
+                    partition INTEGER NULL,
+                    images_per_second REAL NULL,
+                    gpu_memory_mib INTEGER NULL
+                );
+                CREATE INDEX workers_heartbeat ON workers (heartbeat_at DESC);
+                ALTER TABLE jobs ADD COLUMN trace_parent TEXT NULL;
+                """),
     ];
 }

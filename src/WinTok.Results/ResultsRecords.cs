@@ -20,7 +20,8 @@ public static class PartitionStatus
 }
 
 /// <summary>A new job: its id (chosen by the submitter, so a resubmission is idempotent), kind and spec.</summary>
-public sealed record NewJob(Guid Id, string Kind, string SpecJson);
+/// <param name="TraceParent">The W3C traceparent of the submission's span, so every partition's span joins the job's trace.</param>
+public sealed record NewJob(Guid Id, string Kind, string SpecJson, string? TraceParent = null);
 
 /// <summary>One <c>jobs</c> row.</summary>
 public sealed class JobRecord
@@ -35,6 +36,9 @@ public sealed class JobRecord
     public DateTimeOffset UpdatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>The W3C traceparent of the job's submission span, when it was traced.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>A job with its partitions counted by state and its committed totals.</summary>
@@ -101,7 +105,9 @@ public sealed class PartitionRecord
 public sealed record NewPartition(int Index, string SpecJson, int Items);
 
 /// <summary>An input item (image) rejected while processing a partition, recorded with the partition's commit.</summary>
-public sealed record ItemFailure(string Key, string Source, string Reason);
+/// <param name="Reason">What went wrong, in words (stored).</param>
+/// <param name="Category">A short, bounded name for the kind of failure (e.g. <c>NotAnImage</c>), for metrics; not stored.</param>
+public sealed record ItemFailure(string Key, string Source, string Reason, string? Category = null);
 
 /// <summary>A stored <see cref="ItemFailure"/>.</summary>
 public sealed class ItemFailureRecord

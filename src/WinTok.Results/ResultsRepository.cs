@@ -18,7 +18,7 @@ public sealed class ResultsRepository(
     ILogger<ResultsRepository> logger)
 {
     private const string JobColumns = """
-        id, kind, status, spec AS spec_json, partition_count, error, created_at, updated_at, started_at, finished_at
+        id, kind, status, spec AS spec_json, partition_count, error, created_at, updated_at, started_at, finished_at, trace_parent
         """;
 
     private const string PartitionColumns = """
@@ -58,10 +58,10 @@ public sealed class ResultsRepository(
     /// </summary>
     internal async Task<bool> InsertJobAsync(DbConnection connection, DbTransaction transaction, NewJob job, DateTimeOffset now, CancellationToken cancellationToken) =>
         await database.ExecuteAsync(connection, transaction, $"""
-            INSERT INTO jobs (id, kind, status, spec, partition_count, created_at, updated_at)
-            VALUES (@Id, @Kind, 'queued', {database.Json("@SpecJson")}, 0, @Now, @Now)
+            INSERT INTO jobs (id, kind, status, spec, partition_count, created_at, updated_at, trace_parent)
+            VALUES (@Id, @Kind, 'queued', {database.Json("@SpecJson")}, 0, @Now, @Now, @TraceParent)
             ON CONFLICT (id) DO NOTHING
-            """, new { job.Id, job.Kind, job.SpecJson, Now = now }, cancellationToken) == 1;
+            """, new { job.Id, job.Kind, job.SpecJson, Now = now, job.TraceParent }, cancellationToken) == 1;
 
     /// <summary><see cref="AddPartitionsAsync"/>'s inserts inside a caller's transaction.</summary>
     internal async Task<int> InsertPartitionsAsync(DbConnection connection, DbTransaction transaction, Guid jobId,
@@ -325,13 +325,17 @@ public sealed class ResultsRepository(
 
     /// <summary>The newest jobs first, with progress; optionally only those in <paramref name="status"/>.</summary>
     public Task<IReadOnlyList<JobProgress>> ListJobsAsync(int limit, string? status, CancellationToken cancellationToken) =>
+        ListJobsAsync(limit, status, kind: null, cancellationToken);
+
+    /// <summary>The newest jobs first, with progress; optionally only those in <paramref name="status"/> and of <paramref name="kind"/>.</summary>
+    public Task<IReadOnlyList<JobProgress>> ListJobsAsync(int limit, string? status, string? kind, CancellationToken cancellationToken) =>
         database.InTransactionAsync<IReadOnlyList<JobProgress>>(async (connection, transaction, token) => (await connection.QueryAsync<JobProgress>(database.Command($"""
             {ProgressSelect}
-            WHERE CAST(@Status AS TEXT) IS NULL OR j.status = @Status
+            WHERE (CAST(@Status AS TEXT) IS NULL OR j.status = @Status) AND (CAST(@Kind AS TEXT) IS NULL OR j.kind = @Kind)
             GROUP BY j.id, j.kind, j.status, j.error, j.created_at, j.updated_at, j.started_at, j.finished_at
             ORDER BY j.created_at DESC
             LIMIT @Limit
-            """, new { Limit = limit, Status = status }, transaction, token))).ToList(), cancellationToken);
+            """, new { Limit = limit, Status = status, Kind = kind }, transaction, token))).ToList(), cancellationToken);
 
     /// <summary>All partitions of a job in index order (the manifest lists the committed ones).</summary>
     public Task<IReadOnlyList<PartitionRecord>> ListPartitionsAsync(Guid jobId, CancellationToken cancellationToken) =>

@@ -42,6 +42,7 @@ public static class ResultsStoreExtensions
         builder.Services.TryAddSingleton<ResultsRepository>();
         builder.Services.TryAddSingleton<EvaluationsRepository>();
         builder.Services.TryAddSingleton<SchedulesRepository>();
+        builder.Services.TryAddSingleton<WorkersRepository>();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResultsMigrationService>());
         return builder;
     }

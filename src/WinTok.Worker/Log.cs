@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(5203, LogLevel.Information, "Finished evaluation {JobId} over {Images} images: {Metrics}")]
     public static partial void FinishedEvaluation(ILogger logger, Guid jobId, long images, string metrics);
 
+    [LoggerMessage(5903, LogLevel.Warning, "Could not record the heartbeat of worker {Worker}; trying again at the next beat")]
+    public static partial void HeartbeatFailed(ILogger logger, Exception exception, string worker);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

@@ -78,6 +78,8 @@ internal sealed class FaultJob : IAsyncDisposable
 
     public ResultsRepository Results => resultsHost.Services.GetRequiredService<ResultsRepository>();
 
+    public WorkersRepository Workers => resultsHost.Services.GetRequiredService<WorkersRepository>();
+
     /// <summary>
     /// Resets the test's queues, container and folder and writes its corpus: <paramref name="images"/> small JPEG and
     /// PNG images in two classes, the <paramref name="corrupt"/> files, and a tiny random checkpoint.
@@ -127,14 +129,15 @@ internal sealed class FaultJob : IAsyncDisposable
         Note($"submitted job {jobId}");
     }
 
-    /// <summary>Starts <c>wintok worker</c> as a child process named <paramref name="name"/>.</summary>
-    public WorkerProcess StartWorker(string name)
+    /// <summary>Starts <c>wintok worker</c> as a child process named <paramref name="name"/>, with <paramref name="settings"/> added.</summary>
+    public WorkerProcess StartWorker(string name, IReadOnlyDictionary<string, string>? settings = null)
     {
         var environment = new Dictionary<string, string>(Environment())
         {
             ["Worker__WorkerName"] = $"{Name}-{name}",
             ["Worker__HealthFile"] = Path.Combine(folder, $"{name}.healthy"),
         };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) environment[key] = value;
         var worker = WorkerProcess.Start(name, ["worker"], environment);
         workers.Add(worker);
         Note($"started {name}");

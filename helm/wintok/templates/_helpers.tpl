@@ -96,6 +96,17 @@ The Secret holding the connection strings.
 {{- end }}
 
 {{/*
+prometheus.io annotations for a pod serving /metrics on the given port. Usage: include "wintok.scrapeAnnotations" (dict "root" . "port" 9464)
+*/}}
+{{- define "wintok.scrapeAnnotations" -}}
+{{- if .root.Values.metrics.annotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
+{{/*
 The partition queue KEDA watches.
 */}}
 {{- define "wintok.queueName" -}}
@@ -150,6 +161,12 @@ Environment shared by every WinTok container: connection strings from the Secret
   value: {{ .Values.worker.checkpointCache.path | quote }}
 - name: Logging__LogLevel__Default
   value: {{ .Values.config.logLevel | quote }}
+- name: Logging__Json
+  value: {{ .Values.config.logJson | quote }}
+{{- with .Values.metrics.otlpEndpoint }}
+- name: Telemetry__OtlpEndpoint
+  value: {{ . | quote }}
+{{- end }}
 {{- range $name, $value := .Values.config.extra }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}

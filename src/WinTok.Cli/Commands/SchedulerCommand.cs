@@ -26,7 +26,7 @@ internal static class SchedulerCommand
 
     private static async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var builder = WinTokHost.CreateBuilder(Verbosity.Normal);
+        var builder = WinTokHost.CreateBuilder(Verbosity.Normal, serviceName: "wintok-scheduler");
         var mode = EmbeddedDefaults.Apply(builder);
         if (mode.InProcessQueue)
             return ExitCodes.Usage("`wintok scheduler` hands its jobs to the workers through RabbitMQ, and none is configured (WINTOK_RABBITMQ); "

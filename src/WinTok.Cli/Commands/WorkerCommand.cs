@@ -28,7 +28,7 @@ internal static class WorkerCommand
 
     private static async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var builder = WinTokHost.CreateBuilder(Verbosity.Normal);
+        var builder = WinTokHost.CreateBuilder(Verbosity.Normal, serviceName: "wintok-worker");
         var mode = EmbeddedDefaults.Apply(builder);
         var runScheduler = builder.Configuration.GetValue<bool?>("Scheduler:Enabled") ?? mode.InProcessQueue;
         await Console.Error.WriteLineAsync($"wintok worker: {mode.Describe(withQueue: true)}{(runScheduler ? "; runs the evaluation schedules" : "")}");

@@ -2,11 +2,11 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 using WinTok.Data.Corpus;
 using WinTok.Messaging;
 using WinTok.Results;
+using WinTok.ServiceDefaults;
 
 namespace WinTok.Cli.Hosting;
 
@@ -34,7 +34,8 @@ internal static class WinTokHost
 
     private static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(60);
 
-    public static HostApplicationBuilder CreateBuilder(Verbosity verbosity, IReadOnlyDictionary<string, string?>? settings = null)
+    public static HostApplicationBuilder CreateBuilder(Verbosity verbosity, IReadOnlyDictionary<string, string?>? settings = null,
+        string serviceName = "wintok")
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
@@ -58,13 +59,8 @@ internal static class WinTokHost
             ?? (builder.Configuration.GetValue<int?>("shutdownTimeoutSeconds") is { } seconds ? TimeSpan.FromSeconds(seconds) : DefaultShutdownTimeout);
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = shutdownTimeout);
 
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(options =>
-        {
-            options.SingleLine = true;
-            options.TimestampFormat = "HH:mm:ss ";
-        });
-        builder.Services.Configure<ConsoleLoggerOptions>(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
+        // Logs on stderr (JSON lines with Logging:Json=true); metrics on Telemetry:PrometheusPort, traces over OTLP when configured.
+        builder.AddServiceDefaults(serviceName);
         var minimum = verbosity == Verbosity.Normal ? LogLevel.Information : LogLevel.Warning;
         builder.Logging.SetMinimumLevel(minimum);
         // The framework's own start/stop chatter says nothing a CLI user needs.

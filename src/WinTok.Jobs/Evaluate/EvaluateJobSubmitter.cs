@@ -94,6 +94,9 @@ public sealed class EvaluateJobSubmitter(
     public async Task<SubmittedJob> SubmitAsync(PlannedJob<EvaluateJobSpec> job, CancellationToken cancellationToken)
     {
         var row = ToNewJob(job);
+        // The job's trace starts here; its traceparent is stored so every partition attempt joins it.
+        using var span = JobsTelemetry.StartJob(EvaluateJobSpec.JobKind, row.Id, job.Partitions.Count);
+        row = row with { TraceParent = span?.Id };
         await results.CreateJobAsync(row, cancellationToken);
         await results.AddPartitionsAsync(row.Id, job.Partitions, cancellationToken);
         await PublishAsync(row.Id, job.Partitions, cancellationToken);

@@ -58,7 +58,8 @@ public sealed class TokenizeJobSubmitter(
     public async Task<SubmittedJob> SubmitAsync(PlannedJob<TokenizeJobSpec> job, CancellationToken cancellationToken)
     {
         var jobId = Guid.CreateVersion7(timeProvider.GetUtcNow());
-        await results.CreateJobAsync(new NewJob(jobId, TokenizeJobSpec.JobKind, job.Spec.ToJson()), cancellationToken);
+        using var span = JobsTelemetry.StartJob(TokenizeJobSpec.JobKind, jobId, job.Partitions.Count);
+        await results.CreateJobAsync(new NewJob(jobId, TokenizeJobSpec.JobKind, job.Spec.ToJson(), span?.Id), cancellationToken);
         await results.AddPartitionsAsync(jobId, job.Partitions, cancellationToken);
         await publisher.PublishManyAsync(job.Partitions.Select(p => new TokenizePartition(jobId, p.Index, 1)).ToList(), cancellationToken);
         return new SubmittedJob(jobId, job.Partitions.Count);

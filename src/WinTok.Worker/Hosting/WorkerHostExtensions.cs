@@ -14,6 +14,7 @@ using WinTok.ServiceDefaults;
 using WinTok.Worker.Checkpoints;
 using WinTok.Worker.Evaluate;
 using WinTok.Worker.Partitions;
+using WinTok.Worker.Telemetry;
 using WinTok.Worker.Tokenize;
 
 namespace WinTok.Worker.Hosting;
@@ -34,8 +35,16 @@ public static class WorkerHostExtensions
         builder.AddJobControl();
         builder.AddModelThread();
         builder.AddPartitionRunner();
+        builder.AddWorkerHeartbeat();
         queue.Handle<TokenizePartition, TokenizePartitionHandler>();
         queue.Handle<EvaluatePartition, EvaluatePartitionHandler>();
+        return builder;
+    }
+
+    /// <summary>The worker's row in <c>workers</c>, refreshed every <c>Worker:HeartbeatInterval</c> (after AddPartitionRunner).</summary>
+    public static IHostApplicationBuilder AddWorkerHeartbeat(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddHostedService<WorkerHeartbeatService>();
         return builder;
     }
 
@@ -85,6 +94,9 @@ public static class WorkerHostExtensions
         builder.Services.TryAddSingleton<PartitionRunner>();
         builder.Services.TryAddSingleton<PartitionTokenizer>();
         builder.Services.TryAddSingleton<TokenizeProgress>();
+        builder.Services.TryAddSingleton<WorkerStatus>();
+        builder.Services.TryAddSingleton<GpuMemoryProbe>();
+        builder.Services.TryAddSingleton<WorkerMetrics>();
         return builder;
     }
 

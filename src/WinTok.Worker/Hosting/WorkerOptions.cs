@@ -28,6 +28,14 @@ internal sealed class WorkerOptions
     /// <value>15 s.</value>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan HealthFileInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// How often the worker's row in <c>workers</c> is refreshed; the dashboard takes a worker silent for three
+    /// intervals (its <c>Dashboard:WorkerHeartbeatInterval</c>, the same default) for gone.
+    /// </summary>
+    /// <value>5 s.</value>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>How this process runs its models (section <c>Model</c>); see <see cref="WinTok.Inference.ModelThreadSettings"/>.</summary>

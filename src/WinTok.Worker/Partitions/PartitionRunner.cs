@@ -8,6 +8,7 @@ using WinTok.Messaging;
 using WinTok.Results;
 using WinTok.ServiceDefaults;
 using WinTok.Worker.Hosting;
+using WinTok.Worker.Telemetry;
 
 namespace WinTok.Worker.Partitions;
 
@@ -45,6 +46,8 @@ internal sealed class PartitionRunner(
     ResultsRepository results,
     IOptions<WorkerOptions> options,
     [FromKeyedServices(PartitionRunner.PipelineKey)] ResiliencePipeline retry,
+    WorkerMetrics metrics,
+    WorkerStatus status,
     TimeProvider timeProvider,
     ILogger<PartitionRunner> logger)
 {
@@ -62,6 +65,38 @@ internal sealed class PartitionRunner(
         if (job is null) return HandlerOutcome.Poison($"job {message.JobId} does not exist");
         if (job.Kind != kind) return HandlerOutcome.Poison($"job {message.JobId} is a {job.Kind} job, not {kind}");
         var worker = options.Value.WorkerName;
+        if (context.PublishedAt is { } published) metrics.QueueLag(timeProvider.GetUtcNow() - published);
+        using var span = StartSpan(job, message, worker);
+        using var working = status.Working(message.JobId, message.Partition);
+        var outcome = await RunClaimedAsync(message, context, job, worker, work, finish, span, cancellationToken);
+        span?.SetTag("wintok.outcome", outcome.Kind.ToString());
+        if (outcome.Kind == HandlerOutcomeKind.Poison) span?.SetStatus(ActivityStatusCode.Error, outcome.Reason);
+        return outcome;
+    }
+
+    /// <summary>
+    /// The partition's span, a child of its job's submission span (its traceparent is stored with the job), so one trace
+    /// holds the job and every attempt of every partition, whichever worker ran it.
+    /// </summary>
+    private static Activity? StartSpan(JobRecord job, IJobMessage message, string worker)
+    {
+        ActivityContext.TryParse(job.TraceParent, null, isRemote: true, out var parent);
+        return WorkerMetrics.Source.StartActivity("wintok.partition", ActivityKind.Consumer, parent, tags:
+        [
+            new("wintok.job.id", job.Id.ToString()),
+            new("wintok.job.kind", job.Kind),
+            new("wintok.partition", message.Partition),
+            new("wintok.attempt", message.Attempt),
+            new("wintok.worker", worker),
+        ]);
+    }
+
+    private async Task<HandlerOutcome> RunClaimedAsync(IJobMessage message, MessageContext context, JobRecord job, string worker,
+        Func<PartitionWork, CancellationToken, Task<PartitionOutput>> work,
+        Func<JobRecord, CancellationToken, Task> finish,
+        Activity? span,
+        CancellationToken cancellationToken)
+    {
 
         var claim = await ClaimAsync(message, cancellationToken);
         switch (PartitionRules.AfterClaim(claim.Outcome))
@@ -76,6 +111,7 @@ internal sealed class PartitionRunner(
             case ClaimStep.RetryLater:
                 return HandlerOutcome.RetryLater($"partition {message.Partition} is still leased by {claim.Worker}");
         }
+        span?.SetTag("wintok.claimed_attempt", claim.Attempt);
 
         var partition = await results.GetPartitionAsync(message.JobId, message.Partition, cancellationToken)
             ?? throw new InvalidOperationException($"Job {message.JobId} partition {message.Partition} vanished after its claim");
@@ -89,8 +125,13 @@ internal sealed class PartitionRunner(
             var clock = Stopwatch.StartNew();
             var output = await RetryAsync(message, new PartitionWork(job, partition, progress), work, jobCancelled.Token);
             lease.StopRenewing();
-            await results.CommitPartitionAsync(new PartitionCommit(message.JobId, message.Partition, worker, output.OutputPath, output.Rows,
+            var committed = await results.CommitPartitionAsync(new PartitionCommit(message.JobId, message.Partition, worker, output.OutputPath, output.Rows,
                 output.Bytes, output.Sha256, clock.ElapsedMilliseconds, output.ResultJson), output.Failures, cancellationToken);
+            if (!committed.AlreadyCommitted)
+            {
+                metrics.PartitionCommitted(job.Kind);
+                foreach (var failure in output.Failures) metrics.ItemFailed(job.Kind, failure.Category ?? "Unknown");
+            }
             await FinishIfLastAsync(job, finish, cancellationToken);
             return HandlerOutcome.Done;
         }
@@ -103,6 +144,7 @@ internal sealed class PartitionRunner(
         }
         catch (OperationCanceledException) when (lease.IsLost && !cancellationToken.IsCancellationRequested)
         {
+            metrics.PartitionRetried(job.Kind);
             return HandlerOutcome.RetryLater($"lost the lease of partition {message.Partition}");
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -115,11 +157,14 @@ internal sealed class PartitionRunner(
         catch (Exception e) when (PartitionRules.OnFailure(e, context.IsLastDelivery) == FailureStep.FailPartition)
         {
             var reason = PartitionRules.Reason(e);
-            await results.MarkPartitionFailedAsync(message.JobId, message.Partition, worker, reason, cancellationToken);
+            if (await results.MarkPartitionFailedAsync(message.JobId, message.Partition, worker, reason, cancellationToken))
+                metrics.PartitionFailed(job.Kind);
             return HandlerOutcome.Poison(reason);
         }
-        catch (Exception)
+        catch (Exception e)
         {
+            span?.SetStatus(ActivityStatusCode.Error, PartitionRules.Reason(e));
+            metrics.PartitionRetried(job.Kind);
             await ReleaseAsync(message, worker); // the message goes back to the queue: its redelivery need not wait out our lease
             throw;
         }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using WinTok.Data.Corpus;
@@ -6,6 +7,7 @@ using WinTok.Data.Images;
 using WinTok.Data.Shards;
 using WinTok.Inference;
 using WinTok.Worker.Partitions;
+using WinTok.Worker.Telemetry;
 
 namespace WinTok.Worker.Tokenize;
 
@@ -24,7 +26,7 @@ internal sealed record TokenizeRun(
 /// bounded queues between the stages so the GPU works on one batch while the next is decoded. Bad inputs become failure
 /// records in the shard writer; only infrastructure failures (storage, model) end the partition with an exception.
 /// </summary>
-internal sealed class PartitionTokenizer(ModelThread model)
+internal sealed class PartitionTokenizer(ModelThread model, WorkerMetrics? metrics = null)
 {
     /// <summary>
     /// Batches handed to the model thread before the oldest must finish: one running, one launched behind it, one waiting, so
@@ -56,16 +58,19 @@ internal sealed class PartitionTokenizer(ModelThread model)
         CancellationToken cancellationToken)
     {
         var size = work.Preprocessor.ValuesPerImage;
-        var inFlight = new Queue<(Task<TokenBatch> Tokens, List<DecodedImage> Images, byte[] Levels)>();
+        var inFlight = new Queue<(Task<TimedBatch> Tokens, List<DecodedImage> Images, byte[] Levels)>();
         var pending = new List<DecodedImage>(work.BatchSize);
+        var partitionSpan = Activity.Current?.Context ?? default;
 
         async Task Finish()
         {
             var (tokens, images, levels) = inFlight.Dequeue();
-            var batch = await tokens.ConfigureAwait(false);
+            var (batch, submitted, took) = await tokens.ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(levels);
             for (var i = 0; i < images.Count; i++) writer.Add(ToRow(images[i], batch, i));
             onImages?.Invoke(images.Count);
+            metrics?.BatchFinished(took);
+            RecordBatchSpan(partitionSpan, submitted, took, images.Count);
         }
 
         void Submit()
@@ -76,7 +81,7 @@ internal sealed class PartitionTokenizer(ModelThread model)
                 pending[i].Levels.AsSpan(0, size).CopyTo(levels.AsSpan(i * size, size));
                 ArrayPool<byte>.Shared.Return(pending[i].Levels);
             }
-            var tokens = model.TokenizeAsync(work.Model, levels, pending.Count, work.SemanticTokens, cancellationToken);
+            var tokens = TimeAsync(model.TokenizeAsync(work.Model, levels, pending.Count, work.SemanticTokens, cancellationToken));
             inFlight.Enqueue((tokens, pending.ToList(), levels));
             pending.Clear();
         }
@@ -97,6 +102,28 @@ internal sealed class PartitionTokenizer(ModelThread model)
         {
             foreach (var image in pending) ArrayPool<byte>.Shared.Return(image.Levels);
         }
+    }
+
+    private sealed record TimedBatch(TokenBatch Batch, DateTimeOffset Submitted, TimeSpan Took);
+
+    /// <summary>The batch with how long the model thread took from hand-over to tokens (timed at completion, not when awaited).</summary>
+    private static async Task<TimedBatch> TimeAsync(Task<TokenBatch> tokens)
+    {
+        var (submitted, started) = (DateTimeOffset.UtcNow, Stopwatch.GetTimestamp());
+        var batch = await tokens.ConfigureAwait(false);
+        return new TimedBatch(batch, submitted, Stopwatch.GetElapsedTime(started));
+    }
+
+    /// <summary>
+    /// A finished batch as a span under the partition's, drawn afterwards with its real start and duration: batches
+    /// overlap (several are in flight), so a span open across them would make each the parent of the next.
+    /// </summary>
+    private static void RecordBatchSpan(ActivityContext partition, DateTimeOffset submitted, TimeSpan took, int images)
+    {
+        using var span = WorkerMetrics.Source.StartActivity("wintok.batch", ActivityKind.Internal, partition, startTime: submitted);
+        if (span is null) return;
+        span.SetTag("wintok.batch.images", images);
+        span.SetEndTime(submitted.UtcDateTime + took);
     }
 
     private static TokenRow ToRow(DecodedImage image, TokenBatch batch, int index)

@@ -57,7 +57,7 @@ internal sealed class TokenizePartitionHandler(
 
         Log.TokenizedPartition(logger, work.Job.Id, inputs.Index, shard.Rows, shard.Failures, shard.Outcome.ToString());
         return new PartitionOutput(shard.Path, shard.Rows, shard.Bytes, shard.Sha256, new CommittedShard(shard, metadata).ToJson(),
-            writer.Failures.Select(f => new ItemFailure(f.Key, f.Source, f.Reason)).ToList());
+            writer.Failures.Select(f => new ItemFailure(f.Key, f.Source, f.Reason, Category(f.ExceptionType))).ToList());
     }
 
     /// <summary>
@@ -75,6 +75,9 @@ internal sealed class TokenizePartitionHandler(
             shards.Select(s => s.Shard), cancellationToken);
         Log.WroteManifest(logger, job.Id, manifest.Totals.Shards, manifest.Totals.Rows, manifest.Totals.Failures);
     }
+
+    /// <summary>A rejection's reason name (<c>NotAnImage</c>) or a read failure's exception type without its namespace.</summary>
+    private static string Category(string? exceptionType) => exceptionType is null ? "Unknown" : exceptionType[(exceptionType.LastIndexOf('.') + 1)..];
 
     private async Task<ModelSource> SourceAsync(TokenizeJobSpec spec, CancellationToken cancellationToken) => new(
         await CheckpointFiles.ResolveAsync(spec.Checkpoint, blobService, cache.Value.CacheFolder, cancellationToken),
