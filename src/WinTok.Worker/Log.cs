@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(5203, LogLevel.Information, "Finished evaluation {JobId} over {Images} images: {Metrics}")]
     public static partial void FinishedEvaluation(ILogger logger, Guid jobId, long images, string metrics);
 
+    [LoggerMessage(5204, LogLevel.Warning, "Job {JobId}: {Path} was committed by an earlier attempt with other bytes (non-deterministic kernels); keeping it")]
+    public static partial void KeptEarlierAttemptsFile(ILogger logger, Guid jobId, string path);
+
     [LoggerMessage(5903, LogLevel.Warning, "Could not record the heartbeat of worker {Worker}; trying again at the next beat")]
     public static partial void HeartbeatFailed(ILogger logger, Exception exception, string worker);
 

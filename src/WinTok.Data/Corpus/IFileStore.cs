@@ -56,4 +56,7 @@ public sealed class CommitConflictException(string path, string existingSha256, 
 {
     /// <summary>The path that is already taken.</summary>
     public string Path { get; } = path;
+
+    /// <summary>The SHA-256 of the file that holds the path.</summary>
+    public string ExistingSha256 { get; } = existingSha256;
 }

@@ -55,6 +55,7 @@ internal sealed class EvaluatePartitionHandler(
 
         var failures = new List<FailureRecord>();
         var rows = new List<ImageMetricsRow>();
+        void KeptEarlier(string path) => Log.KeptEarlierAttemptsFile(logger, work.Job.Id, path);
         PartitionOutcome outcome;
         try
         {
@@ -68,11 +69,12 @@ internal sealed class EvaluatePartitionHandler(
         }
 
         var output = FileStores.Open(spec.Output, blobService);
-        var perImage = await EvaluationOutputs.WritePerImageAsync(output, inputs.Index, rows, cancellationToken);
+        var perImage = await EarlierAttempts.CommitOrKeepAsync(output,
+            () => EvaluationOutputs.WritePerImageAsync(output, inputs.Index, rows, cancellationToken), KeptEarlier, cancellationToken);
         using var partialBytes = new MemoryStream();
         outcome.Metrics.WriteTo(partialBytes);
-        var partial = await output.CommitAsync(EvaluationOutputs.PartialPath(inputs.Index),
-            (stream, token) => stream.WriteAsync(partialBytes.ToArray(), token).AsTask(), cancellationToken);
+        var partial = await EarlierAttempts.CommitOrKeepAsync(output, () => output.CommitAsync(EvaluationOutputs.PartialPath(inputs.Index),
+            (stream, token) => stream.WriteAsync(partialBytes.ToArray(), token).AsTask(), cancellationToken), KeptEarlier, cancellationToken);
         if (outcome.Grid.Count > 0) await EvaluationOutputs.WriteGridAsync(output, outcome.Grid, spec.ImageSize, cancellationToken);
 
         Log.EvaluatedPartition(logger, work.Job.Id, inputs.Index, rows.Count, failures.Count);
