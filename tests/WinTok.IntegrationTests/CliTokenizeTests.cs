@@ -183,6 +183,27 @@ public sealed class CliTokenizeTests : IDisposable
         Assert.Equal(JobStatus.Succeeded, (await ReadEmbeddedJobAsync(database, jobId)).Status);
     }
 
+    [Fact]
+    public async Task JobsList_WithNothingNamedAfterALocalRun_ShowsThatRunsJobAndSaysWhereItLives()
+    {
+        var (images, checkpoint) = await WriteSampleAsync();
+        var output = Path.Combine(folder, "tokens");
+        // A user of one machine: their own HOME, no servers configured.
+        var user = new Dictionary<string, string>
+        {
+            ["HOME"] = Path.Combine(folder, "home"), ["WINTOK_POSTGRES"] = "", ["WINTOK_RABBITMQ"] = "", ["ResultsDatabase__ConnectionString"] = "",
+        };
+        var (tokenizeExit, tokenizeStdout, tokenizeLog) = await WorkerProcess.RunAsync("tokenize",
+            ["tokenize", images, output, "--checkpoint", checkpoint, "--device", "cpu"], user, Patience);
+        Assert.True(tokenizeExit == 0, tokenizeLog);
+
+        var (exitCode, stdout, log) = await WorkerProcess.RunAsync("jobs", ["jobs", "list"], user, Patience);
+
+        Assert.True(exitCode == 0, $"jobs list exited with {exitCode}:\n{log}");
+        Assert.Contains(stdout, line => line.Contains(JobIdIn(tokenizeStdout).ToString()[..8], StringComparison.Ordinal));
+        Assert.Contains(Path.Combine(output, "_wintok", "results.db"), log, StringComparison.Ordinal);
+    }
+
     /// <summary>Every file and folder under <paramref name="root"/> with its size: what a rejected run must not change.</summary>
     private static List<string> Snapshot(string root) => [.. Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories)
         .Select(path => File.Exists(path) ? $"{Path.GetRelativePath(root, path)} {new FileInfo(path).Length}" : Path.GetRelativePath(root, path) + "/")

@@ -45,7 +45,9 @@ public sealed class DashboardBrowserTests : IDisposable
         var (jobId, database) = await TokenizeSampleAsync();
         var evaluations = await RecordEvaluationsAsync(database);
 
-        await using var site = await DashboardSite.StartAsync(["--db", database], new Dictionary<string, string> { ["Dashboard__ActionToken"] = "browser-test-token" },
+        // As a new user after the README's first command: `wintok dashboard`, nothing named, no servers configured; it
+        // opens the latest local run's database.
+        await using var site = await DashboardSite.StartAsync([], AsNewUser(new Dictionary<string, string> { ["Dashboard__ActionToken"] = "browser-test-token" }),
             withBrowser: true);
         try
         {
@@ -118,10 +120,20 @@ public sealed class DashboardBrowserTests : IDisposable
         Assert.Contains(stdout, line => line.Contains("default http://127.0.0.1:5080", StringComparison.Ordinal));
     }
 
+    /// <summary>This test's own HOME (its list of local runs is its own) and no servers configured.</summary>
+    private Dictionary<string, string> AsNewUser(Dictionary<string, string> environment)
+    {
+        environment["HOME"] = Path.Combine(folder, "home");
+        environment["WINTOK_POSTGRES"] = "";
+        environment["WINTOK_RABBITMQ"] = "";
+        environment["ResultsDatabase__ConnectionString"] = "";
+        return environment;
+    }
+
     /// <summary>`wintok sample` plus a corrupt file named like markup, then `wintok tokenize` on it; returns the job and its database.</summary>
     private async Task<(Guid JobId, string Database)> TokenizeSampleAsync()
     {
-        var none = new Dictionary<string, string>();
+        var none = AsNewUser([]);
         var (sampleExit, _, sampleLog) = await WorkerProcess.RunAsync("sample", ["sample", folder], none, Patience);
         Assert.True(sampleExit == 0, sampleLog);
         await File.WriteAllTextAsync(Path.Combine(folder, "images", HostileKey), "not an image", Token);

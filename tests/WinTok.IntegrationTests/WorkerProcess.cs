@@ -31,7 +31,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>The built WinTok.Cli.dll beside this test assembly's configuration (the project reference builds it).</summary>
     public static string CliDll { get; } = FindCliDll();
 
-    /// <summary>Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own.</summary>
+    /// <summary>
+    /// Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own (an empty value
+    /// removes the variable). HOME is a private folder of this test run unless given, so the ~/.wintok and ~/.cache/wintok
+    /// a run writes never reach the user's own.
+    /// </summary>
     public static WorkerProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
     {
         var start = new ProcessStartInfo("dotnet")
@@ -46,9 +50,11 @@ internal sealed class WorkerProcess : IAsyncDisposable
         {
             start.ArgumentList.Add(argument);
         }
+        start.Environment["HOME"] = TestHome.Folder;
         foreach (var (key, value) in environment)
         {
-            start.Environment[key] = value;
+            if (value.Length == 0) start.Environment.Remove(key);
+            else start.Environment[key] = value;
         }
         var process = new Process { StartInfo = start };
         var child = new WorkerProcess(name, process);

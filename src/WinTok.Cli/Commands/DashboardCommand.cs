@@ -10,7 +10,7 @@ namespace WinTok.Cli.Commands;
 
 /// <summary>
 /// `wintok dashboard [--urls URL] [--db PATH]`: the web dashboard over the results database (the SQLite file of a local
-/// job with --db, else PostgreSQL from WINTOK_POSTGRES) until Ctrl+C. It binds loopback unless told otherwise, and is
+/// job with --db, else PostgreSQL from WINTOK_POSTGRES, else the latest local run's) until Ctrl+C. It binds loopback unless told otherwise, and is
 /// read-only unless Dashboard__ActionToken is set.
 /// </summary>
 internal static class DashboardCommand
@@ -36,6 +36,7 @@ internal static class DashboardCommand
     private static async Task<int> RunAsync(string urls, string? database, CancellationToken cancellationToken)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
+        database = LocalDatabases.Resolve(database);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             ContentRootPath = Directory.GetCurrentDirectory(),
@@ -49,6 +50,7 @@ internal static class DashboardCommand
             ReloadOnChange = false,
         });
         builder.Configuration.AddInMemoryCollection(JobsCommand.DatabaseSettings(database));
+        if (WinTokHost.NoDatabaseProblem(builder) is { } noDatabase) return ExitCodes.Usage(noDatabase);
         builder.WebHost.UseUrls(urls);
         builder.AddWinTokDashboard();
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);

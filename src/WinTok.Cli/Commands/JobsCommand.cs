@@ -132,6 +132,7 @@ internal static class JobsCommand
     private static async Task<int> RetryAsync(string id, string? database, bool verbose, CancellationToken cancellationToken)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
+        database = LocalDatabases.Resolve(database);
         var settings = DatabaseSettings(database);
         var embedded = database is not null;
         if (embedded) settings["JobQueue:Transport"] = "InProcess";
@@ -200,7 +201,7 @@ internal static class JobsCommand
     private static async Task<int> RunAsync(string? database, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
-        var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, DatabaseSettings(database));
+        var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, DatabaseSettings(LocalDatabases.Resolve(database)));
         if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();

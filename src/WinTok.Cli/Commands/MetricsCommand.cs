@@ -132,7 +132,7 @@ internal static class MetricsCommand
     private static async Task<int> RunAsync(string? database, Func<IServiceProvider, CancellationToken, Task<int>> job, CancellationToken cancellationToken)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
-        var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, JobsCommand.DatabaseSettings(database));
+        var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, JobsCommand.DatabaseSettings(LocalDatabases.Resolve(database)));
         if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();

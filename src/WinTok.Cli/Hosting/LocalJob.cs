@@ -57,6 +57,7 @@ internal static class LocalJob
 
         await OutputLocation.EnsureExistsAsync(output, blobService, cancellationToken);
         Directory.CreateDirectory(Path.GetDirectoryName(database)!);
+        LocalDatabases.Remember(database);
         Guid? submitted = null;
         var exitCode = await WinTokHost.RunJobAsync(host, async (services, token) =>
         {

@@ -126,7 +126,7 @@ internal static class WinTokHost
     /// </summary>
     public static string? NoDatabaseProblem(IHostApplicationBuilder builder) =>
         builder.Configuration["ResultsDatabase:ConnectionString"] is null && builder.Configuration["WINTOK_POSTGRES"] is null
-            ? "no results database is configured: a local job's record is in its OUTPUT/_wintok/results.db (pass it with --db); " +
+            ? "no results database is configured and no local run has been made yet: a local job's record is in its OUTPUT/_wintok/results.db (pass it with --db); " +
               "jobs of the workers are in PostgreSQL (set WINTOK_POSTGRES, e.g. source deploy/services.env)"
             : null;
 
