@@ -33,3 +33,11 @@ wintok tokenize "$demo/images" "$demo/tokens" --checkpoint "$demo/random-tiny.sa
 
 echo "==> wintok verify $demo/tokens"
 wintok verify "$demo/tokens"
+
+# One evaluation of the same checkpoint, recorded in the same results database, so the dashboard shows both jobs.
+echo "==> wintok evaluate $demo/random-tiny.safetensors $demo/images --output $demo/evaluation --metrics psnr,ssim,usage --db $demo/tokens/_wintok/results.db"
+wintok evaluate "$demo/random-tiny.safetensors" "$demo/images" --output "$demo/evaluation" --metrics psnr,ssim,usage \
+  --db "$demo/tokens/_wintok/results.db"
+
+echo
+echo "Next: 'wintok dashboard' shows these jobs, their failures and the evaluation at http://127.0.0.1:5080 (Ctrl+C stops it)."

@@ -73,7 +73,7 @@ internal static class JobReport
         if (await evaluations.GetAsync(job.Id, cancellationToken) is { } evaluation)
         {
             foreach (var metric in MetricDirections.Sorted(evaluation.Metrics.Keys))
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {metric + ":",-17}{evaluation.Metrics[metric]:G6}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {metric + ":",-18}{evaluation.Metrics[metric]:G6}"));
         }
         var folder = FileStores.Open(spec.Output, blobService);
         output.WriteLine($"  metrics:   {folder.Describe("metrics.json")}");
