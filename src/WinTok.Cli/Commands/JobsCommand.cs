@@ -13,7 +13,8 @@ namespace WinTok.Cli.Commands;
 
 /// <summary>
 /// `wintok jobs list | show | cancel | retry`: the jobs of the results database, PostgreSQL (WINTOK_POSTGRES) by
-/// default or the SQLite file of an embedded job with <c>--db</c>.
+/// default or the SQLite file of an embedded job with <c>--db</c>; list, show and cancel otherwise read the one-machine
+/// worker's ~/.wintok/results.db if it exists.
 /// </summary>
 internal static class JobsCommand
 {
@@ -201,6 +202,7 @@ internal static class JobsCommand
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, DatabaseSettings(database));
+        if (database is null) EmbeddedDefaults.UseExistingDatabase(builder);
         if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();

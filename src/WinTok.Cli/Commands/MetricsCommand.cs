@@ -11,8 +11,8 @@ using WinTok.Results;
 namespace WinTok.Cli.Commands;
 
 /// <summary>
-/// `wintok metrics list | compare`: the evaluations of the results database (PostgreSQL from WINTOK_POSTGRES, or the
-/// SQLite file of a local evaluation with <c>--db</c>).
+/// `wintok metrics list | compare`: the evaluations of the results database (PostgreSQL from WINTOK_POSTGRES, the
+/// SQLite file of a local evaluation with <c>--db</c>, else the one-machine worker's ~/.wintok/results.db if it exists).
 /// </summary>
 internal static class MetricsCommand
 {
@@ -133,6 +133,7 @@ internal static class MetricsCommand
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         var builder = WinTokHost.CreateBuilder(Verbosity.Quiet, JobsCommand.DatabaseSettings(database));
+        if (database is null) EmbeddedDefaults.UseExistingDatabase(builder);
         if (WinTokHost.NoDatabaseProblem(builder) is { } problem) return ExitCodes.Usage(problem);
         builder.AddResultsStore();
         using var host = builder.Build();

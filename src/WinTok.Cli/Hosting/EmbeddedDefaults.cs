@@ -50,4 +50,22 @@ internal static class EmbeddedDefaults
         configuration.AddInMemoryCollection(settings);
         return new ServerMode(sqlite, inProcess);
     }
+
+    /// <summary>
+    /// For the verbs that read results (<c>jobs</c>, <c>metrics list | compare</c>), which create no database: with no
+    /// server configured and no <c>--db</c>, this machine's <c>~/.wintok/results.db</c> once a <c>wintok worker</c> on
+    /// the embedded defaults has written it (as <c>metrics trend</c> and <c>schedules</c> read it). Otherwise nothing
+    /// changes, and the verb says where a local job's record is.
+    /// </summary>
+    public static void UseExistingDatabase(IHostApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        if (configuration["ResultsDatabase:ConnectionString"] is not null || configuration["WINTOK_POSTGRES"] is not null || !File.Exists(DefaultDatabase))
+            return;
+        configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["ResultsDatabase:Provider"] = "Sqlite",
+            ["ResultsDatabase:ConnectionString"] = $"Data Source={DefaultDatabase}",
+        });
+    }
 }
