@@ -33,10 +33,12 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own (an empty value
-    /// removes the variable). HOME is a private folder of this test run unless given, so the ~/.wintok and ~/.cache/wintok
-    /// a run writes never reach the user's own.
+    /// removes the variable), less the variables named in <paramref name="unset"/> (e.g. <see cref="ServerVariables"/>,
+    /// for the embedded defaults). HOME is a private folder of this test run unless given, so the ~/.wintok and
+    /// ~/.cache/wintok a run writes never reach the user's own.
     /// </summary>
-    public static WorkerProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
+    public static WorkerProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment,
+        IEnumerable<string>? unset = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -56,6 +58,10 @@ internal sealed class WorkerProcess : IAsyncDisposable
             if (value.Length == 0) start.Environment.Remove(key);
             else start.Environment[key] = value;
         }
+        foreach (var key in unset ?? [])
+        {
+            start.Environment.Remove(key);
+        }
         var process = new Process { StartInfo = start };
         var child = new WorkerProcess(name, process);
         process.OutputDataReceived += (_, e) => child.Keep("out", e.Data);
@@ -69,11 +75,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
         return child;
     }
 
+    /// <summary>The servers' variables of deploy/services.env: without them every verb runs on the embedded defaults.</summary>
+    public static IReadOnlyList<string> ServerVariables { get; } = ["WINTOK_POSTGRES", "WINTOK_RABBITMQ", "WINTOK_BLOB_CONNECTION"];
+
     /// <summary>Runs <c>wintok {arguments}</c> to its end; returns its exit code and its stdout lines.</summary>
     public static async Task<(int ExitCode, IReadOnlyList<string> Stdout, string Log)> RunAsync(
-        string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, TimeSpan timeout)
+        string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, TimeSpan timeout, IEnumerable<string>? unset = null)
     {
-        await using var child = Start(name, arguments, environment);
+        await using var child = Start(name, arguments, environment, unset);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         limit.CancelAfter(timeout);
         await child.process.WaitForExitAsync(limit.Token);
@@ -83,13 +92,18 @@ internal sealed class WorkerProcess : IAsyncDisposable
     }
 
     /// <summary>SIGINT, as Ctrl+C in a terminal sends it; waits for the process to end on its own terms.</summary>
-    public async Task<int> InterruptAsync(TimeSpan patience)
+    public Task<int> InterruptAsync(TimeSpan patience) => SignalAsync("INT", patience);
+
+    /// <summary>SIGTERM, as `kill` and an orchestrator send it; waits for the process to end on its own terms.</summary>
+    public Task<int> TerminateAsync(TimeSpan patience) => SignalAsync("TERM", patience);
+
+    private async Task<int> SignalAsync(string signal, TimeSpan patience)
     {
-        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        using (var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync(TestContext.Current.CancellationToken);
         }
-        Keep("test", "interrupted with SIGINT");
+        Keep("test", $"signalled with SIG{signal}");
         using var limit = new CancellationTokenSource(patience);
         await process.WaitForExitAsync(limit.Token);
         return process.ExitCode;

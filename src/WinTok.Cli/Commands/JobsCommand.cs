@@ -13,7 +13,8 @@ namespace WinTok.Cli.Commands;
 
 /// <summary>
 /// `wintok jobs list | show | cancel | retry`: the jobs of the results database, PostgreSQL (WINTOK_POSTGRES) by
-/// default or the SQLite file of an embedded job with <c>--db</c>.
+/// default, the SQLite file of an embedded job with <c>--db</c>, else the newest local database (a local run's or the
+/// one-machine worker's ~/.wintok/results.db, <see cref="LocalDatabases"/>).
 /// </summary>
 internal static class JobsCommand
 {

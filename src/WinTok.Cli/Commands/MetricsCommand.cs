@@ -11,8 +11,8 @@ using WinTok.Results;
 namespace WinTok.Cli.Commands;
 
 /// <summary>
-/// `wintok metrics list | compare`: the evaluations of the results database (PostgreSQL from WINTOK_POSTGRES, or the
-/// SQLite file of a local evaluation with <c>--db</c>).
+/// `wintok metrics list | compare`: the evaluations of the results database (PostgreSQL from WINTOK_POSTGRES, the
+/// SQLite file of a local evaluation with <c>--db</c>, else the one-machine worker's ~/.wintok/results.db if it exists).
 /// </summary>
 internal static class MetricsCommand
 {

@@ -327,8 +327,13 @@ internal static class SchedulesCommand
         }
     }
 
-    private static string Local(DateTimeOffset utc, CronSchedule cron) =>
-        $"{TimeZoneInfo.ConvertTime(utc, cron.Zone):yyyy-MM-dd HH:mm} {cron.Zone.Id} ({utc.UtcDateTime:yyyy-MM-dd HH:mm}Z)";
+    /// <summary>A slot's time in its zone and in UTC; to the second when a six-field cron puts it off the minute.</summary>
+    private static string Local(DateTimeOffset utc, CronSchedule cron)
+    {
+        var format = utc.Second == 0 ? "yyyy-MM-dd HH:mm" : "yyyy-MM-dd HH:mm:ss";
+        var local = TimeZoneInfo.ConvertTime(utc, cron.Zone).ToString(format, CultureInfo.InvariantCulture);
+        return $"{local} {cron.Zone.Id} ({utc.UtcDateTime.ToString(format, CultureInfo.InvariantCulture)}Z)";
+    }
 
     private static string Number(double value) => value.ToString("0.#####", CultureInfo.InvariantCulture);
 }

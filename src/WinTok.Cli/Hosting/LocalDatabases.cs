@@ -32,10 +32,13 @@ internal static class LocalDatabases
         }
     }
 
-    /// <summary>The newest listed database that still exists, else the embedded defaults' database if it exists, else null.</summary>
+    /// <summary>
+    /// The most recently written of the listed databases and the one-machine worker's (<c>~/.wintok/results.db</c>), or
+    /// null when none exists. SQLite writes go to the -wal file first, so its time counts too.
+    /// </summary>
     public static string? Newest() =>
-        Read().AsEnumerable().Reverse().FirstOrDefault(File.Exists)
-        ?? (File.Exists(EmbeddedDefaults.DefaultDatabase) ? EmbeddedDefaults.DefaultDatabase : null);
+        Read().Append(EmbeddedDefaults.DefaultDatabase).Where(File.Exists).Distinct()
+            .MaxBy(path => new[] { path, path + "-wal" }.Where(File.Exists).Max(File.GetLastWriteTimeUtc));
 
     /// <summary>
     /// The database a reading verb uses: the one named with --db; none (PostgreSQL) when a server is configured; else the

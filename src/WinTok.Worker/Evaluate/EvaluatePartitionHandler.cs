@@ -141,7 +141,8 @@ internal sealed class EvaluatePartitionHandler(
 
     /// <summary>
     /// Merges every partition's statistics into the job's numbers, writes metrics.json, caches the real-image statistics
-    /// when this job computed them, and records the evaluation with its values (once: a repeated finish records nothing).
+    /// when this job computed them, records the evaluation with its values (once: a repeated finish records nothing), then
+    /// tells the <see cref="IEvaluationRecordedHook"/>s (the schedules' regression check).
     /// </summary>
     private async Task FinishAsync(JobRecord job, CancellationToken cancellationToken)
     {
@@ -165,12 +166,14 @@ internal sealed class EvaluatePartitionHandler(
         await EvaluationOutputs.WriteMetricsAsync(output, new EvaluationReport(job.Id, spec.Checkpoint.Location, spec.Checkpoint.Sha256,
             spec.Model.Kind ?? "", spec.Dataset, spec.DatasetName, spec.Preprocessing, spec.Protocol, spec.Precision, images, failures,
             final.Values, details), cancellationToken);
-        var recorded = await evaluations.RecordAsync(new NewEvaluation(job.Id, spec.Checkpoint.Sha256, spec.Checkpoint.Location, spec.Model.Kind ?? "",
+        await evaluations.RecordAsync(new NewEvaluation(job.Id, spec.Checkpoint.Sha256, spec.Checkpoint.Location, spec.Model.Kind ?? "",
                 spec.Dataset, spec.DatasetName, spec.Preprocessing, spec.Protocol, images, spec.ScheduleName, spec.TrainingEpoch, spec.TrainingIteration),
             final.Values.Select(pair => new MetricValue(pair.Key, pair.Value, final.Details.GetValueOrDefault(pair.Key))).ToList(), cancellationToken);
         Log.FinishedEvaluation(logger, job.Id, images, string.Join(", ", final.Values.Select(pair => $"{pair.Key}={pair.Value:G6}")));
-        if (recorded)
-            foreach (var hook in hooks) await hook.OnEvaluationRecordedAsync(job.Id, cancellationToken);
+        // At every finish, not only the one that recorded: the job is marked succeeded only after this returns, so a
+        // finisher that recorded and then died (or whose hook failed) leaves the job to the redelivered message, whose
+        // finish records nothing new but must still run the hooks. They are idempotent (IEvaluationRecordedHook).
+        foreach (var hook in hooks) await hook.OnEvaluationRecordedAsync(job.Id, cancellationToken);
     }
 
     private EvaluationSettings Settings(EvaluateJobSpec spec, string checkpoint)
