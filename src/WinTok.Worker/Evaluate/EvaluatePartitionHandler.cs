@@ -84,6 +84,9 @@ internal sealed class EvaluatePartitionHandler(
             failures.Select(f => new ItemFailure(f.Key, f.Source, f.Reason)).ToList());
     }
 
+    /// <summary>The requested metric a reported value belongs to: <c>lpips_alex</c> to <c>lpips</c>, <c>usage_entropy</c> to <c>usage</c>.</summary>
+    private static string MetricFamily(string value) => value.Split('_')[0];
+
     /// <summary>Streams the partition's images through the evaluator in batches, collecting per-image rows.</summary>
     private async Task MeasureAsync(EvaluateJobSpec spec, CorpusPartition inputs, PartitionEvaluator evaluator, List<FailureRecord> failures,
         List<ImageMetricsRow> rows, PartitionProgress progress, CancellationToken cancellationToken)
@@ -156,7 +159,14 @@ internal sealed class EvaluatePartitionHandler(
         ZeroShotCounts? zeroShot = spec.Wants(EvaluationMetrics.ZeroShot)
             ? new ZeroShotCounts(records.Sum(r => r.ZeroShotTop1 ?? 0), records.Sum(r => r.ZeroShotTop5 ?? 0), records.Sum(r => r.Images))
             : null;
-        var final = await EvaluationSummaries.SummarizeAsync(model, partials, realStatistics, zeroShot, cancellationToken);
+        var summary = await EvaluationSummaries.SummarizeAsync(model, partials, realStatistics, zeroShot, cancellationToken);
+        // PSNR and SSIM come with every pass (they cost nothing beside the reconstructions), but only what was asked for is
+        // reported: a schedule that asked for rFID alone must not be judged on numbers nobody requested.
+        var final = summary with
+        {
+            Values = summary.Values.Where(pair => spec.Wants(MetricFamily(pair.Key))).ToDictionary(),
+            Details = summary.Details.Where(pair => spec.Wants(MetricFamily(pair.Key))).ToDictionary(),
+        };
 
         if (final.RealStatistics is { } computed && spec.RealStatistics is { } location)
             await WriteLocationAsync(location, computed, cancellationToken);
