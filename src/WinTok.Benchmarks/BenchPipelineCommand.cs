@@ -65,7 +65,7 @@ internal static class BenchPipelineCommand
             var output = new LocalFileStore(Directory.CreateDirectory(Path.Combine(work.FullName, "tokens")).FullName);
             var partitions = await CorpusPlanner.PlanAsync(input, CorpusKind.Folder, filesPerPartition, cancellationToken);
             var d = served.Description;
-            var metadata = new ShardMetadata("bench", "random", "none", d.ArgsJson, preprocessor.Description,
+            var metadata = new ShardMetadata("bench", "random", "none", d.Kind, d.ArgsJson, preprocessor.Description,
                 new TokenLayout(d.NumCodebooks, d.CodebookSize, d.PixelTokens, $"{d.GridSize}x{d.GridSize}"), DateTimeOffset.UtcNow);
             var tokenizer = new PartitionTokenizer(engine);
             long rows = 0;

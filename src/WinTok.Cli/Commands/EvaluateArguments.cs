@@ -35,7 +35,8 @@ internal sealed class EvaluateArguments
 
     public Option<string?> TextTower { get; } = new("--text-tower")
     {
-        Description = "Zero-shot of a WinTok checkpoint: the HF SigLIP2 folder (config.json, model.safetensors, tokenizer files).",
+        Description = "Zero-shot of a WinTok checkpoint: the HF SigLIP2 folder (config.json, model.safetensors, tokenizer files). "
+            + "A UniTok checkpoint brings its own CLIP text tower.",
     };
 
     public Option<string> Precision { get; } = new Option<string>("--precision")

@@ -7,8 +7,8 @@ using WinTok.Model;
 namespace WinTok.Cli.Commands;
 
 /// <summary>
-/// The options of every verb that loads a checkpoint: which architecture, the encoder shape when a WinTok checkpoint's
-/// args do not say it, and how this process runs the model (device, batch size).
+/// The options of every verb that loads a checkpoint: which architecture, the encoder shape when a checkpoint's args do
+/// not say it, and how this process runs the model (device, batch size).
 /// </summary>
 internal sealed class ModelArguments
 {
@@ -25,7 +25,8 @@ internal sealed class ModelArguments
 
     public Option<FileInfo?> EncoderConfig { get; } = new("--encoder-config")
     {
-        Description = "WinTok encoder shape from an HF SigLIP vision config.json (what the checkpoint's args.model names).",
+        Description = "Encoder shape as JSON when the checkpoint's args.model names no preset: WinTok, the HF SigLIP vision config.json "
+            + "args.model names; UniTok, a ViTamin shape (stem_width, stage_widths, stage_depths, vit_dim, vit_depth, vit_heads[, mlp_ratio]).",
     };
 
     public Option<int?> BatchSize { get; } = new("--batch-size")
@@ -56,7 +57,7 @@ internal sealed class ModelArguments
             // Fail now, with the file's name, rather than on every worker.
             try
             {
-                ReferenceArgs.EncoderFromHfConfigJson(config);
+                TokenizerCheckpoints.CheckEncoderConfig(config, parse.GetValue(Kind));
             }
             catch (ArgumentException e)
             {

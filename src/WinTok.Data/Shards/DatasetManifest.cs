@@ -52,7 +52,8 @@ public sealed record ManifestTotals(int Shards, long Rows, long Bytes, long Fail
 
 /// <summary>
 /// <c>_manifest.json</c>: the commit point of a token dataset. Written last, create-only; readers use only the shards
-/// it lists. Property names are snake_case for the Python reader.
+/// it lists. Property names are snake_case for the Python reader. <see cref="ModelKind"/> is null in manifests written
+/// before it was recorded (2026-11-30); their <see cref="ModelConfig"/> is WinTok's unless its <c>model</c> is a ViTamin name.
 /// </summary>
 public sealed record DatasetManifest(
     int SchemaVersion,
@@ -60,6 +61,7 @@ public sealed record DatasetManifest(
     DateTimeOffset CreatedUtc,
     string CheckpointId,
     string CheckpointSha256,
+    string? ModelKind,
     string ModelConfig,
     string Preprocessing,
     TokenLayout Layout,
@@ -88,7 +90,7 @@ public sealed record DatasetManifest(
 
         var totals = new ManifestTotals(ordered.Count, ordered.Sum(s => s.Rows), ordered.Sum(s => s.Bytes), ordered.Sum(s => s.Failures));
         return new DatasetManifest(ShardSchema.SchemaVersion, metadata.JobId, metadata.CreatedUtc, metadata.CheckpointId,
-            metadata.CheckpointSha256, metadata.ModelConfigJson, metadata.Preprocessing, metadata.Layout, ordered, totals);
+            metadata.CheckpointSha256, metadata.ModelKind, metadata.ModelConfigJson, metadata.Preprocessing, metadata.Layout, ordered, totals);
     }
 
     /// <summary>Same shards, hashes and counts (the parts that decide what readers see).</summary>

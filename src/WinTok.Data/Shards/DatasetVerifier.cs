@@ -141,6 +141,11 @@ public static class DatasetVerifier
             problems.Add($"{shard.Path}: written with checkpoint {reader.Metadata.GetValueOrDefault(ShardSchema.MetaCheckpointSha256)}, manifest says {manifest.CheckpointSha256}");
         }
 
+        if (reader.Metadata.GetValueOrDefault(ShardSchema.MetaModelKind) != manifest.ModelKind)
+        {
+            problems.Add($"{shard.Path}: written by model kind {reader.Metadata.GetValueOrDefault(ShardSchema.MetaModelKind) ?? "(none)"}, manifest says {manifest.ModelKind ?? "(none)"}");
+        }
+
         var groups = reader.RowGroupRows;
         if (!groups.SequenceEqual(shard.RowGroups.Select(r => (long)r)))
         {

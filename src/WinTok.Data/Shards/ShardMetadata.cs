@@ -8,7 +8,11 @@ namespace WinTok.Data.Shards;
 /// <param name="JobId">The pretokenization job.</param>
 /// <param name="CheckpointId">Tokenizer checkpoint identity, e.g. "wintok-so400m-16-256@a1b2c3d4".</param>
 /// <param name="CheckpointSha256">SHA-256 of the checkpoint file, lower-case hex.</param>
-/// <param name="ModelConfigJson">The model configuration as JSON, verbatim.</param>
+/// <param name="ModelKind">
+/// The tokenizer's architecture (<c>wintok</c>, <c>unitok</c>), which says how to read <paramref name="ModelConfigJson"/>.
+/// Null only in commit records written before it was recorded (2026-11-30).
+/// </param>
+/// <param name="ModelConfigJson">The model configuration as JSON, verbatim (the reference's <c>Args</c> names of that architecture).</param>
 /// <param name="Preprocessing">Preprocessing description, e.g. "resize_shorter:256:bicubic:antialias|center_crop:256|rgb|scale:-1..1".</param>
 /// <param name="Layout">Token column shapes.</param>
 /// <param name="CreatedUtc">When the job was created.</param>
@@ -16,6 +20,7 @@ public sealed record ShardMetadata(
     string JobId,
     string CheckpointId,
     string CheckpointSha256,
+    string? ModelKind,
     string ModelConfigJson,
     string Preprocessing,
     TokenLayout Layout,

@@ -29,6 +29,7 @@ internal static class ShardSchema
     public const string MetaCreatedUtc = "wintok.created_utc";
     public const string MetaCheckpointId = "wintok.checkpoint_id";
     public const string MetaCheckpointSha256 = "wintok.checkpoint_sha256";
+    public const string MetaModelKind = "wintok.model_kind";
     public const string MetaModelConfig = "wintok.model_config";
     public const string MetaPreprocessing = "wintok.preprocessing";
     public const string MetaLayout = "wintok.layout";
@@ -108,6 +109,11 @@ internal static class ShardSchema
             [MetaGrid] = layout.Grid,
             [MetaPixelOrder] = "codebook_major",
         };
+        if (metadata.ModelKind is { } kind)
+        {
+            result[MetaModelKind] = kind;
+        }
+
         if (layout.SemanticTokens > 0 || layout.HasPooled)
         {
             result[MetaSemanticDtype] = "bfloat16_bits_in_int16";

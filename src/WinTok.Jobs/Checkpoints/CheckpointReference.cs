@@ -34,8 +34,11 @@ public interface ICheckpointInspector
 
 /// <summary>The user's choice of architecture details a checkpoint's args may not hold.</summary>
 /// <param name="Kind">Model kind, or null to detect it.</param>
-/// <param name="EncoderPreset">WinTok: a SigLIP encoder preset name.</param>
-/// <param name="EncoderConfig">WinTok: the contents of an HF SigLIP vision config.json (stored in the spec, so every worker reads the same).</param>
+/// <param name="EncoderPreset">An encoder preset name: WinTok, a SigLIP one; UniTok, a ViTamin one.</param>
+/// <param name="EncoderConfig">
+/// The encoder shape as JSON (stored in the spec, so every worker reads the same): WinTok, an HF SigLIP vision
+/// config.json; UniTok, a ViTamin shape.
+/// </param>
 public sealed record ModelChoice(string? Kind = null, string? EncoderPreset = null, string? EncoderConfig = null)
 {
     public static ModelChoice Detect { get; } = new();

@@ -200,7 +200,8 @@ internal sealed class EvaluatePartitionHandler(
             LpipsVggHeads = lpips ? Weight("lpips/vgg.pth") : null,
         };
         return new EvaluationSettings(files, RealFeatures: rfid && !spec.RealStatisticsCached, CountUsage: spec.Wants(EvaluationMetrics.Usage),
-            ZeroShot: spec.Wants(EvaluationMetrics.ZeroShot), spec.TextTower, checkpoint, evaluation.Value.ClassifierCache);
+            ZeroShot: spec.Wants(EvaluationMetrics.ZeroShot), spec.TextTower, checkpoint, evaluation.Value.ClassifierCache,
+            spec.Model.ToLoadOptions(), spec.Checkpoint.Sha256);
     }
 
     private static async Task<byte[]> ReadAllAsync(IFileStore store, string path, CancellationToken cancellationToken)

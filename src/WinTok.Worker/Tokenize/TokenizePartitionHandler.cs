@@ -97,7 +97,7 @@ internal sealed class TokenizePartitionHandler(
         var layout = new TokenLayout(d.NumCodebooks, d.CodebookSize, d.PixelTokens, $"{d.GridSize}x{d.GridSize}",
             spec.SemanticTokens ? d.SemanticTokens : 0, spec.SemanticTokens ? d.SemanticWidth : 0);
         var checkpointId = $"{Path.GetFileNameWithoutExtension(spec.Checkpoint.Location.TrimEnd('/'))}@{spec.Checkpoint.ShortHash}";
-        return new ShardMetadata(jobId.ToString(), checkpointId, spec.Checkpoint.Sha256, d.ArgsJson, preprocessor.Description,
+        return new ShardMetadata(jobId.ToString(), checkpointId, spec.Checkpoint.Sha256, d.Kind, d.ArgsJson, preprocessor.Description,
             layout, spec.CreatedUtc);
     }
 }

@@ -14,6 +14,11 @@ namespace WinTok.Evaluation;
 /// <param name="TextTower">WinTok zero-shot: the HF SigLIP2 folder. UniTok uses the text tower of <paramref name="Checkpoint"/>.</param>
 /// <param name="Checkpoint">The local checkpoint file (UniTok's text tower is read from it).</param>
 /// <param name="ClassifierCache">Folder of cached zero-shot classifiers (keyed by text tower and protocol).</param>
+/// <param name="Model">
+/// How the model was read from <paramref name="Checkpoint"/>: UniTok's text tower is configured by the same args and
+/// encoder shape as the model it belongs to.
+/// </param>
+/// <param name="CheckpointSha256">The checkpoint's content hash when known (the text tower's identity), else computed.</param>
 public sealed record EvaluationSettings(
     EvaluationWeightFiles Weights,
     bool RealFeatures,
@@ -21,7 +26,9 @@ public sealed record EvaluationSettings(
     bool ZeroShot,
     string? TextTower,
     string Checkpoint,
-    string ClassifierCache);
+    string ClassifierCache,
+    ModelLoadOptions? Model = null,
+    string? CheckpointSha256 = null);
 
 /// <summary>One batch's per-image values, copied to the host, in batch order.</summary>
 /// <param name="Lpips">Per network name (<c>alex</c>, <c>vgg</c>, ...).</param>
@@ -78,7 +85,8 @@ public sealed class EvaluationSession : IDisposable
     {
         var unitok = model.Description.Kind == ModelKinds.UniTok;
         using ITextTower tower = unitok
-            ? UniTokCheckpoint.LoadTextTower(settings.Checkpoint)
+            ? UniTokCheckpoint.LoadTextTower(settings.Checkpoint, TokenizerCheckpoints.ViTaminShapeFrom(settings.Model ?? ModelLoadOptions.Default),
+                sha256: settings.CheckpointSha256)
             : SiglipTextTower.Load(settings.TextTower ?? throw new ArgumentException("zero-shot of a WinTok model needs the SigLIP2 text tower folder"));
         if (tower.Width != model.Description.EmbeddingWidth)
             throw new ArgumentException($"the text tower embeds into {tower.Width} dimensions, the model's images into {model.Description.EmbeddingWidth}");

@@ -9,7 +9,10 @@ namespace WinTok.Inference;
 /// WinTok: a SigLIP encoder preset name (<see cref="EncoderShape.Presets"/>). UniTok: a ViTamin preset name
 /// (<see cref="ViTaminShape.Presets"/>), for a checkpoint whose <c>args.model</c> names none.
 /// </param>
-/// <param name="EncoderConfigJson">WinTok: the contents of an HF SigLIP vision <c>config.json</c> giving the encoder shape.</param>
+/// <param name="EncoderConfigJson">
+/// The encoder shape as JSON, for a checkpoint whose args name no preset. WinTok: the contents of an HF SigLIP vision
+/// <c>config.json</c>. UniTok: a ViTamin shape (<see cref="UniTokArgs.ShapeFromJson"/>).
+/// </param>
 public sealed record ModelLoadOptions(string? Kind = null, string? EncoderPreset = null, string? EncoderConfigJson = null)
 {
     public static ModelLoadOptions Default { get; } = new();
@@ -34,14 +37,11 @@ public static class TokenizerCheckpoints
     /// <summary>Loads <paramref name="path"/>; <paramref name="sha256"/> is the content hash when the caller already knows it.</summary>
     public static LoadedTokenizer Load(string path, ModelLoadOptions options, string? sha256 = null)
     {
-        if (options.Kind is { } given && !ModelKinds.All.Contains(given))
-            throw new ArgumentException($"Unknown model kind '{given}'; choose one of {string.Join(", ", ModelKinds.All)}");
+        CheckKindName(options.Kind);
         using var checkpoint = CheckpointFile.Read(path);
-        var kind = options.Kind ?? DetectKind(checkpoint);
+        var kind = KindOf(path, options.Kind, KindFromArgs(checkpoint.Args), () => checkpoint);
         if (kind == ModelKinds.UniTok)
         {
-            if (options.EncoderConfigJson is not null)
-                throw new ArgumentException("An encoder config.json describes a SigLIP encoder; a UniTok checkpoint takes a ViTamin preset name, if anything");
             var unitok = UniTokCheckpoint.Load(checkpoint, ViTaminShapeFrom(options), sha256: sha256);
             return new LoadedTokenizer(unitok.Model, path, unitok.Sha256);
         }
@@ -56,14 +56,17 @@ public static class TokenizerCheckpoints
     /// </summary>
     public static CheckpointSummary Summarize(string path, ModelLoadOptions options)
     {
-        if (options.Kind is { } given && !ModelKinds.All.Contains(given))
-            throw new ArgumentException($"Unknown model kind '{given}'; choose one of {string.Join(", ", ModelKinds.All)}");
+        CheckKindName(options.Kind);
         var args = CheckpointFile.ReadArgs(path);
-        var kind = options.Kind ?? KindFromArgs(args);
-        if (kind is null)
+        Checkpoint? read = null;
+        string kind;
+        try
         {
-            using var checkpoint = CheckpointFile.Read(path);
-            kind = DetectKind(checkpoint);
+            kind = KindOf(path, options.Kind, KindFromArgs(args), () => read ??= CheckpointFile.Read(path));
+        }
+        finally
+        {
+            read?.Dispose();
         }
         if (kind == ModelKinds.UniTok)
         {
@@ -74,6 +77,34 @@ public static class TokenizerCheckpoints
             throw new CheckpointFormatException(path, "it carries no args, so its configuration is unknown; pass the args or an encoder preset");
         var wintok = ReferenceArgs.ToConfig(args, EncoderShapeFrom(options));
         return new CheckpointSummary(kind, wintok.Encoder.ImageSize, System.Text.Json.JsonSerializer.Serialize(ReferenceArgs.FromConfig(wintok)));
+    }
+
+    private static void CheckKindName(string? kind)
+    {
+        if (kind is not null && !ModelKinds.All.Contains(kind))
+            throw new ArgumentException($"Unknown model kind '{kind}'; choose one of {string.Join(", ", ModelKinds.All)}");
+    }
+
+    /// <summary>
+    /// The kind to build: the one detected (from the args when they say, else from the tensor names), unless one is
+    /// given. A given kind that the file plainly contradicts is refused, naming both, rather than failing later on the
+    /// wrong architecture's terms (a UniTok file read as WinTok would complain about its SigLIP encoder); where nothing
+    /// in the file says, the given kind is taken and the strict load judges it.
+    /// </summary>
+    private static string KindOf(string path, string? given, string? fromArgs, Func<Checkpoint> checkpoint)
+    {
+        string? detected;
+        try
+        {
+            detected = fromArgs ?? DetectKind(checkpoint());
+        }
+        catch (CheckpointFormatException) when (given is not null)
+        {
+            detected = null;
+        }
+        if (given is not null && detected is not null && given != detected)
+            throw new ArgumentException($"{path} holds a {detected} checkpoint, not a {given} one; leave the model kind out to detect it, or give '{detected}'");
+        return given ?? detected!;
     }
 
     /// <summary>The kind a checkpoint's args name, or null when they say nothing either way.</summary>
@@ -106,13 +137,54 @@ public static class TokenizerCheckpoints
             $"neither its args nor its {keys.Count} tensor names say which model it holds ({string.Join(", ", ModelKinds.All)}); pass the kind explicitly");
     }
 
-    /// <summary>The ViTamin shape a UniTok load should use: a named preset, or null (from <c>args.model</c>).</summary>
-    public static ViTaminShape? ViTaminShapeFrom(ModelLoadOptions options) => options.EncoderPreset switch
+    /// <summary>
+    /// The ViTamin shape a UniTok load should use: a named preset, a shape given as JSON, or null (from the args:
+    /// the shape our checkpoints store, or the preset <c>args.model</c> names).
+    /// </summary>
+    public static ViTaminShape? ViTaminShapeFrom(ModelLoadOptions options)
     {
-        null => null,
-        var preset when ViTaminShape.Presets.TryGetValue(preset, out var shape) => shape,
-        var preset => throw new ArgumentException($"Unknown ViTamin preset '{preset}'; choose one of {string.Join(", ", ViTaminShape.Presets.Keys)}"),
-    };
+        if (options.EncoderPreset is not null && options.EncoderConfigJson is not null)
+            throw new ArgumentException("Give either an encoder preset or an encoder config, not both");
+        if (options.EncoderPreset is { } preset)
+            return ViTaminShape.Presets.TryGetValue(preset, out var shape) ? shape
+                : throw new ArgumentException($"Unknown ViTamin preset '{preset}'; choose one of {string.Join(", ", ViTaminShape.Presets.Keys)}");
+        return options.EncoderConfigJson is { } config ? UniTokArgs.ShapeFromJson(config) : null;
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="json"/> describes an encoder of <paramref name="kind"/> (either kind when null), so a
+    /// bad encoder config fails before a job is planned.
+    /// </summary>
+    /// <exception cref="ArgumentException">It describes no encoder of that kind, saying what is wrong.</exception>
+    public static void CheckEncoderConfig(string json, string? kind)
+    {
+        CheckKindName(kind);
+        if (kind == ModelKinds.WinTok)
+        {
+            ReferenceArgs.EncoderFromHfConfigJson(json);
+            return;
+        }
+        if (kind == ModelKinds.UniTok)
+        {
+            UniTokArgs.ShapeFromJson(json);
+            return;
+        }
+        try
+        {
+            ReferenceArgs.EncoderFromHfConfigJson(json);
+        }
+        catch (ArgumentException siglip)
+        {
+            try
+            {
+                UniTokArgs.ShapeFromJson(json);
+            }
+            catch (ArgumentException vitamin)
+            {
+                throw new ArgumentException($"neither a SigLIP vision config.json ({siglip.Message}) nor a ViTamin shape ({vitamin.Message})", vitamin);
+            }
+        }
+    }
 
     /// <summary>The encoder shape a WinTok load should use: a named preset, an HF config.json, or null (from the args).</summary>
     public static EncoderShape? EncoderShapeFrom(ModelLoadOptions options)

@@ -24,7 +24,7 @@ public static class UniTokArgs
             encoder = ShapeFromDictionary(shape);
         encoder ??= ViTaminShape.Presets.TryGetValue(model, out var preset) ? preset : throw new ArgumentException(
             $"The checkpoint's args.model '{model}' names no known ViTamin encoder; choose one explicitly " +
-            $"(presets: {string.Join(", ", ViTaminShape.Presets.Keys)}).");
+            $"(presets: {string.Join(", ", ViTaminShape.Presets.Keys)}) or give its shape as JSON (stem_width, stage_widths, stage_depths, vit_dim, vit_depth, vit_heads).");
         int Int(string name, int fallback) => ReferenceArgs.Int(args, name, fallback);
         double Real(string name, double fallback) => ReferenceArgs.Real(args, name, fallback);
         var config = new UniTokConfig(
@@ -81,8 +81,9 @@ public static class UniTokArgs
     };
 
     /// <summary>
-    /// Reads a ViTamin shape from the fields our checkpoints write (<see cref="FromConfig"/>), which are also those of
-    /// the <c>architecture</c> section of the UniTok fixtures' config.json.
+    /// Reads a ViTamin shape from the fields our checkpoints write (<see cref="FromConfig"/>). The <c>architecture</c>
+    /// section of the UniTok fixtures' config.json names the same fields, except that it calls the stage widths
+    /// <c>stage_dims</c>; either name is read.
     /// </summary>
     public static ViTaminShape ShapeFromDictionary(IReadOnlyDictionary<string, object?> shape)
     {
@@ -92,9 +93,34 @@ public static class UniTokArgs
         int Pair(string name, int index) => shape.TryGetValue(name, out var value) && value is IReadOnlyList<object?> list && list.Count == 2
             ? ReferenceArgs.Int(new Dictionary<string, object?> { [name] = list[index] }, name, 0)
             : throw new ArgumentException($"The ViTamin config's '{name}' should be a list of two integers");
-        return new ViTaminShape(Get("stem_width"), Pair("stage_widths", 0), Pair("stage_widths", 1),
+        var widths = !shape.ContainsKey("stage_widths") && shape.ContainsKey("stage_dims") ? "stage_dims" : "stage_widths";
+        return new ViTaminShape(Get("stem_width"), Pair(widths, 0), Pair(widths, 1),
             Pair("stage_depths", 0), Pair("stage_depths", 1), Get("vit_dim"), Get("vit_depth"), Get("vit_heads"),
             ReferenceArgs.Real(shape, "mlp_ratio", 2.0));
+    }
+
+    /// <summary>
+    /// A ViTamin shape from a JSON file's text: an object with the fields of <see cref="ShapeFromDictionary"/>, or one
+    /// holding them under <c>architecture</c> (a UniTok fixture's config.json) or <c>vitamin_config</c> (our args).
+    /// What a user gives for a checkpoint whose <c>args.model</c> names no preset, as an HF config.json for WinTok.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a JSON object, or a field is missing or misshaped.</exception>
+    public static ViTaminShape ShapeFromJson(string json)
+    {
+        IReadOnlyDictionary<string, object?> shape;
+        try
+        {
+            shape = ArgsJson.Deserialize(json);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ArgumentException($"not a JSON object: {e.Message}", e);
+        }
+        foreach (var section in new[] { "architecture", ViTaminConfigKey })
+            if (shape.TryGetValue(section, out var nested) && nested is IReadOnlyDictionary<string, object?> inner) shape = inner;
+        var result = ShapeFromDictionary(shape);
+        if (result.Problems().FirstOrDefault() is { } problem) throw new ArgumentException($"The ViTamin config is impossible: {problem}");
+        return result;
     }
 }
 

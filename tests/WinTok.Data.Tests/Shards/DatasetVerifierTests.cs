@@ -101,6 +101,39 @@ public sealed class DatasetVerifierTests
     }
 
     [Fact]
+    public async Task VerifyAsync_WhenTheManifestNamesAnotherModelKindThanTheShards_ReportsIt()
+    {
+        using var dataset = new TempDataset();
+        await TestDatasets.WriteAsync(dataset.Store, [3], 4, Token);
+        var manifestPath = Path.Combine(dataset.Root, "_manifest.json");
+        var json = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath, Token))!;
+        Assert.Equal("wintok", (string?)json["model_kind"]);
+        json["model_kind"] = "unitok";
+        await File.WriteAllTextAsync(manifestPath, json.ToJsonString(), Token);
+
+        var result = await DatasetVerifier.VerifyAsync(dataset.Store, Token);
+
+        Assert.Contains("shards/part-000000.parquet: written by model kind wintok, manifest says unitok", result.Problems);
+    }
+
+    [Fact]
+    public async Task VerifyAsync_ADatasetWrittenBeforeModelKindsWereRecorded_ReadsWithoutOneAndIsIntact()
+    {
+        using var dataset = new TempDataset();
+        await TestDatasets.WriteAsync(dataset.Store, [3], 4, Token, TestDatasets.Metadata() with { ModelKind = null });
+        var manifestPath = Path.Combine(dataset.Root, "_manifest.json");
+        var json = JsonNode.Parse(await File.ReadAllTextAsync(manifestPath, Token))!.AsObject();
+        Assert.True(json.Remove("model_kind"));
+        await File.WriteAllTextAsync(manifestPath, json.ToJsonString(), Token);
+
+        var manifest = await DatasetManifest.ReadAsync(dataset.Store, Token);
+        var result = await DatasetVerifier.VerifyAsync(dataset.Store, Token);
+
+        Assert.Null(manifest.ModelKind);
+        Assert.Empty(result.Problems);
+    }
+
+    [Fact]
     public async Task VerifyAsync_WhenManifestIsMissing_SaysSo()
     {
         using var dataset = new TempDataset();

@@ -43,6 +43,7 @@ public sealed class ShardWriterTests
         Assert.Equal("3", reader.Metadata["wintok.partition"]);
         Assert.Equal("4x4", reader.Metadata["wintok.grid"]);
         Assert.Equal("[2,8]", reader.Metadata["wintok.semantic_tokens.shape"]);
+        Assert.Equal("wintok", reader.Metadata["wintok.model_kind"]);
         Assert.Equal(TestDatasets.Layout, reader.Layout);
     }
 

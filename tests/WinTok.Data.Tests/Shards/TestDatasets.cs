@@ -15,6 +15,7 @@ internal static class TestDatasets
         "job-test",
         "wintok-test@00000000",
         new string('a', 64),
+        "wintok",
         "{\"num_codebooks\":4}",
         "resize_shorter:256:bicubic:antialias|center_crop:256|rgb|scale:-1..1",
         layout ?? Layout,
@@ -46,12 +47,14 @@ internal static class TestDatasets
     }
 
     /// <summary>Writes <paramref name="rowsPerPartition"/>[p] rows per partition, then the manifest.</summary>
-    public static async Task<DatasetManifest> WriteAsync(IFileStore store, int[] rowsPerPartition, int rowGroupSize, CancellationToken cancellationToken)
+    public static async Task<DatasetManifest> WriteAsync(IFileStore store, int[] rowsPerPartition, int rowGroupSize, CancellationToken cancellationToken,
+        ShardMetadata? metadata = null)
     {
+        metadata ??= Metadata();
         var shards = new List<ShardInfo>();
         for (var p = 0; p < rowsPerPartition.Length; p++)
         {
-            var writer = new ShardWriter(store, p, Metadata(), new ShardWriterOptions { RowGroupSize = rowGroupSize });
+            var writer = new ShardWriter(store, p, metadata, new ShardWriterOptions { RowGroupSize = rowGroupSize });
             // Reverse order: the writer must sort by key.
             for (var i = rowsPerPartition[p] - 1; i >= 0; i--)
             {
@@ -62,7 +65,7 @@ internal static class TestDatasets
             shards.Add(await writer.CommitAsync(cancellationToken));
         }
 
-        return await ManifestWriter.WriteAsync(store, Metadata(), shards, cancellationToken);
+        return await ManifestWriter.WriteAsync(store, metadata, shards, cancellationToken);
     }
 
     public static void AssertRowsEqual(TokenRow expected, TokenRow actual)

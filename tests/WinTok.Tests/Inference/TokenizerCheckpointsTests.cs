@@ -58,14 +58,89 @@ public sealed class TokenizerCheckpointsTests
         Assert.Contains("vitamin_large", error.Message);
     }
 
-    [Fact]
-    public void Load_AnExplicitKind_IsHonouredOverWhatTheFileLooksLike()
+    [Theory]
+    [InlineData("unitok/tiny.pth", ModelKinds.WinTok, ModelKinds.UniTok)]
+    [InlineData("reference/tiny.pth", ModelKinds.UniTok, ModelKinds.WinTok)]
+    public void LoadAndSummarize_AKindTheArgsContradict_FailNamingBothKinds(string relativePath, string given, string held)
     {
-        // A UniTok file loaded as WinTok fails on WinTok's terms (its args name no SigLIP tower), not as UniTok.
-        var error = Assert.Throws<ArgumentException>(() =>
-            TokenizerCheckpoints.Load(TestFixtures.File("unitok", "tiny.pth"), new ModelLoadOptions(Kind: ModelKinds.WinTok)));
+        // Not on the wrong architecture's terms (a UniTok file read as WinTok would complain about its SigLIP encoder).
+        var path = Path.Combine(TestFixtures.Root, relativePath);
+        var options = new ModelLoadOptions(Kind: given);
 
-        Assert.Contains("SigLIP", error.Message);
+        foreach (var error in new[] { Assert.Throws<ArgumentException>(() => TokenizerCheckpoints.Load(path, options)),
+                                      Assert.Throws<ArgumentException>(() => TokenizerCheckpoints.Summarize(path, options)) })
+            Assert.Equal($"{path} holds a {held} checkpoint, not a {given} one; leave the model kind out to detect it, or give '{held}'", error.Message);
+    }
+
+    [Fact]
+    public void Load_AKindGivenForAFileWhoseArgsAndKeysSayNothing_IsTakenAndTheStrictLoadJudgesIt()
+    {
+        using var folder = CheckpointTestFiles.NewTempFolder();
+        var path = folder.File("other.safetensors");
+        using (var weight = TorchSharp.torch.zeros(2, 2))
+            Safetensors.Write(path, new Dictionary<string, TorchSharp.torch.Tensor> { ["layer.weight"] = weight }, new Dictionary<string, string>());
+
+        // Read as UniTok: the file has no args to configure one, which the UniTok reader says.
+        var error = Assert.Throws<CheckpointFormatException>(() => TokenizerCheckpoints.Load(path, new ModelLoadOptions(Kind: ModelKinds.UniTok)));
+
+        Assert.Contains("its UniTok configuration is unknown", error.Message);
+    }
+
+    [Theory]
+    [InlineData("architecture")]
+    [InlineData("whole config.json")]
+    public void LoadAndSummarize_TheFixturesPthWithItsViTaminShapeAsJson_BuildTheUniTokModelThatGivesTheReferenceTokens(string given)
+    {
+        // The fixture's own .pth names 'vitamin_tiny', no preset; its config.json's architecture section describes it.
+        var config = File.ReadAllText(TestFixtures.File("unitok", "tiny.config.json"));
+        using var document = System.Text.Json.JsonDocument.Parse(config);
+        var json = given == "architecture" ? document.RootElement.GetProperty("architecture").GetRawText() : config;
+        var path = TestFixtures.File("unitok", "tiny.pth");
+        var options = new ModelLoadOptions(EncoderConfigJson: json);
+
+        var summary = TokenizerCheckpoints.Summarize(path, options);
+        var loaded = TokenizerCheckpoints.Load(path, options);
+
+        Assert.Equal((ModelKinds.UniTok, 48), (summary.Kind, summary.ImageSize));
+        using var model = Assert.IsType<UniTokModel>(loaded.Model);
+        Assert.Equal(UniTokTestModels.TinyShape, model.Config.Encoder);
+        Assert.Equal(summary.ArgsJson, model.Description.ArgsJson);
+        using var io = new DisposableDictionary(Safetensors.Read(TestFixtures.File("unitok", "tiny.io.safetensors")).Tensors);
+        using var noGrad = TorchSharp.torch.no_grad();
+        using var tokens = model.Tokenize(io["input"]);
+        Assert.True(tokens.Indices.equal(io["indices"]).all().item<bool>());
+    }
+
+    [Theory]
+    [InlineData("{}", "The ViTamin config has no 'stem_width'")]
+    [InlineData("{\"stem_width\": 8, \"stage_widths\": [8], \"stage_depths\": [2, 4]}", "'stage_widths' should be a list of two integers")]
+    [InlineData("{\"stem_width\": 8, \"stage_widths\": [8, 16], \"stage_depths\": [2, 4], \"vit_dim\": 64, \"vit_depth\": 2, \"vit_heads\": 5}",
+        "ViT width 64 is not divisible by 5 heads")]
+    [InlineData("[1, 2]", "not a JSON object")]
+    public void CheckEncoderConfig_ABadViTaminShape_FailsSayingWhatIsWrong(string json, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() => TokenizerCheckpoints.CheckEncoderConfig(json, ModelKinds.UniTok));
+
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void CheckEncoderConfig_WithoutAKindForJsonThatIsNeitherEncoder_NamesBothReadings()
+    {
+        var error = Assert.Throws<ArgumentException>(() => TokenizerCheckpoints.CheckEncoderConfig("{\"hidden_size\": 64}", kind: null));
+
+        Assert.StartsWith("neither a SigLIP vision config.json (The encoder config has no 'num_hidden_layers') nor a ViTamin shape (The ViTamin config has no 'stem_width')",
+            error.Message);
+    }
+
+    [Fact]
+    public void CheckEncoderConfig_WithoutAKind_AcceptsEitherEncoder()
+    {
+        var fixture = File.ReadAllText(TestFixtures.File("reference", "tiny.config.json"));
+        using var document = System.Text.Json.JsonDocument.Parse(fixture);
+
+        TokenizerCheckpoints.CheckEncoderConfig(document.RootElement.GetProperty("encoder_config").GetRawText(), kind: null);
+        TokenizerCheckpoints.CheckEncoderConfig(File.ReadAllText(TestFixtures.File("unitok", "tiny.config.json")), kind: null);
     }
 
     [Fact]
