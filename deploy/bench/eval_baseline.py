@@ -271,6 +271,9 @@ if a.export:
                     features['features.' + key] = value.detach().cpu()
             torch.save(features, os.path.join(a.export, name + '.pth'))
         heads = os.path.join(ref, 'PerceptualSimilarity', 'lpips', 'weights', 'v0.1')
+        import shutil
+        for name in ('alex', 'vgg'):  # the package's own v0.1 heads, which LPIPS(net=...) loaded
+            shutil.copy(os.path.join(heads, name + '.pth'), os.path.join(a.export, name + '_heads.pth'))
         with open(os.path.join(a.export, 'reference-metrics.json'), 'w') as f:
             json.dump({'metrics': metrics, 'images': totals.img_cnt, 'image_shape': [count, 3, size, size], 'batch': a.batch, 'preset': a.preset,
                        'semantic_tokens': a.semantic_tokens, 'lpips_heads': {'alex': os.path.join(heads, 'alex.pth'),
