@@ -54,24 +54,42 @@ class _Out(types.SimpleNamespace):
     pass
 
 
-class _Layer(nn.Module):
+class _Attention(nn.Module):
     def __init__(self, c):
         super().__init__()
         d = c.hidden_size
-        self.layer_norm1 = nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out_proj = nn.Linear(d, d)
-        self.layer_norm2 = nn.LayerNorm(d, eps=c.layer_norm_eps)
-        self.fc1 = nn.Linear(d, c.intermediate_size)
-        self.fc2 = nn.Linear(c.intermediate_size, d)
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d, d) for _ in range(4))
         self.heads = c.num_attention_heads
 
     def forward(self, x):
         b, n, d = x.shape
-        q, k, v = self.qkv(self.layer_norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
-        x = x + self.out_proj(a)
-        return x + self.fc2(F.gelu(self.fc1(self.layer_norm2(x)), approximate='tanh'))
+        q, k, v = (p(x).view(b, n, self.heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        return self.out_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d))
+
+
+class _Mlp(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.fc1 = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.fc2 = nn.Linear(c.intermediate_size, c.hidden_size)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate='tanh'))
+
+
+class _Layer(nn.Module):
+    """SigLIP's key names: layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.fc1/fc2."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.self_attn = _Attention(c)
+        self.layer_norm2 = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.mlp = _Mlp(c)
+
+    def forward(self, x):
+        x = x + self.self_attn(self.layer_norm1(x))
+        return x + self.mlp(self.layer_norm2(x))
 
 
 class _Encoder(nn.Module):
@@ -105,10 +123,12 @@ class _Head(nn.Module):
         self.probe = nn.Parameter(torch.randn(1, 1, c.hidden_size) * 0.02)
         self.attention = nn.MultiheadAttention(c.hidden_size, c.num_attention_heads, batch_first=True)
         self.layernorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.mlp = _Mlp(c)
 
     def forward(self, x):
         q = self.probe.expand(x.shape[0], -1, -1)
-        return self.layernorm(self.attention(q, x, x)[0])[:, 0]
+        h = self.attention(q, x, x)[0]
+        return (h + self.mlp(self.layernorm(h)))[:, 0]
 
 
 class _PreTrained(nn.Module):
