@@ -16,8 +16,10 @@ aspnet=${2:-}
 root=$(git rev-parse --show-toplevel)
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$root"
-mkdir -p .git/info && touch .git/info/exclude
-grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
+if ! git check-ignore -q .gpu/app; then   # .gitignore lists .gpu/; older checkouts learn it here
+  exclude=$(git rev-parse --git-path info/exclude)   # also right in a worktree, where .git is a file
+  mkdir -p "$(dirname "$exclude")" && echo '/.gpu/' >> "$exclude"
+fi
 rm -rf .gpu/app && mkdir -p .gpu
 dotnet publish "$proj" -c Release -o .gpu/app -r linux-x64 --self-contained false -p:PublishReadyToRun=false >/tmp/gpu-pack-publish.log 2>&1 \
   || { tail -30 /tmp/gpu-pack-publish.log; exit 1; }
