@@ -56,7 +56,7 @@ def main(path):
             print('RATIO target=%s missing=img_per_s' % target)
             return
         print('RATIO target=%s ours=%.1f baseline=%.1f ratio=%.2f goal=%s met=%s' % (
-            target, a, b, a / b, goal, 'yes' if goal is None or a / b >= goal else 'no'))
+            target, a, b, a / b, goal, 'n/a' if goal is None else 'yes' if a / b >= goal else 'no'))
 
     # issue 2 re-check: WinTok tokenize, bf16, vs torch_baseline.py
     ratio('wintok_tokenize_bf16', first(ours, op='tokenize', mode='bf16', without=('model',)),
@@ -83,7 +83,7 @@ def main(path):
             print('MEMORY target=train phase=%s ours_nvml_peak_mib=%s baseline_nvml_peak_mib=%s baseline_max_allocated_gib=%s '
                   'baseline_max_reserved_gib=%s no_more=%s' % (
                       phase, mine.get('nvml_peak_mib'), theirs.get('nvml_peak_mib'), theirs.get('max_allocated_gib'),
-                      theirs.get('max_reserved_gib'), 'yes' if m is not None and t is not None and 0 < m <= t else 'no'))
+                      theirs.get('max_reserved_gib'), 'unknown' if m is None or t is None or m <= 0 or t <= 0 else 'yes' if m <= t else 'no'))
     for row in ours:
         if row.get('what') == 'max_relative_difference_to_reference':
             print('CURVE ' + ' '.join('%s=%s' % kv for kv in row.items()))
