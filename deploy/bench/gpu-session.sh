@@ -82,7 +82,7 @@ fid=--no-fid; [ "${WINTOK_FID:-0}" = 1 ] && fid=""   # scipy's sqrtm of 2048x204
 for s in "${steps[@]}"; do
   case "$s" in
     info)
-      run info 60 bash -c 'nvidia-smi; nproc; free -g | head -2; python3 -c "import torch, sys; print(\"python\", sys.version.split()[0], \"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name(0))"; ls '"$gpu"'; cat '"$gpu"'/ref/SOURCES.txt'
+      run info 60 bash -c 'nvidia-smi; nproc; free -g | head -2; python3 -c "import torch, sys; print(\"python\", sys.version.split()[0], \"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name(0))"; ls -la '"$gpu"'; tar -xJOf '"$gpu"'/ref.tar.xz ref/SOURCES.txt 2>/dev/null || cat '"$gpu"'/ref/SOURCES.txt'
       ;;
     tokenize)   # issue 2's ratio, re-checked on this machine (WinTok so400m, N = 32, batch 128)
       if [ $dry -eq 1 ]; then
@@ -111,7 +111,8 @@ for s in "${steps[@]}"; do
       ;;
     checks)     # small checks other engineers prepared, when present
       if [ -f tests/fixtures-tools/make_lpips_fixture.py ]; then
-        run lpips-fixture $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/make_lpips_fixture.py "$gpu/ref/PerceptualSimilarity" "$out/metrics-lpips"
+        ref=$("${py[@]}" -c "import sys; sys.path.insert(0, '$here'); import refbench; print(refbench.find_ref())")
+        run lpips-fixture $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/make_lpips_fixture.py "$ref/PerceptualSimilarity" "$out/metrics-lpips"
       else
         echo "STEP name=lpips-fixture status=skipped reason=tests/fixtures-tools/make_lpips_fixture.py_absent"
       fi

@@ -53,15 +53,27 @@ def step(name):
 
 
 def find_ref(explicit=None):
-    """The folder assemble-references.sh made: --ref, $WINTOK_REF, or .gpu/ref beside this script's copy or repo."""
-    candidates = [explicit, os.environ.get('WINTOK_REF'),
-                  os.path.join(HERE, '..', 'ref'),                 # .gpu/bench/ -> .gpu/ref
-                  os.path.join(HERE, '..', '..', '.gpu', 'ref')]   # deploy/bench/ -> .gpu/ref
+    """The reference code assemble-references.sh packed: --ref or $WINTOK_REF (a folder), else .gpu/ref beside this
+    script's copy (.gpu/bench) or the repository (deploy/bench), else .gpu/ref.tar.xz unpacked once into /tmp."""
+    gpu_dirs = [os.path.join(HERE, '..'), os.path.join(HERE, '..', '..', '.gpu')]
+    candidates = [explicit, os.environ.get('WINTOK_REF')] + [os.path.join(d, 'ref') for d in gpu_dirs]
     for c in candidates:
         if c and os.path.isdir(c):
             return os.path.abspath(c)
-    raise FileNotFoundError('no reference folder: run deploy/bench/assemble-references.sh here and carry .gpu '
-                            '(or pass --ref / set WINTOK_REF); tried %s' % [c for c in candidates if c])
+    for d in gpu_dirs:
+        archive = os.path.join(d, 'ref.tar.xz')
+        if os.path.isfile(archive):
+            import tarfile
+            import zlib
+            with open(archive, 'rb') as f:
+                target = '/tmp/wintok-ref-%08x' % zlib.crc32(f.read())
+            if not os.path.exists(os.path.join(target, '.unpacked')):
+                with tarfile.open(archive, 'r:xz') as tar:
+                    tar.extractall(target)
+                open(os.path.join(target, '.unpacked'), 'w').close()
+            return os.path.join(target, 'ref')
+    raise FileNotFoundError('no reference code: run deploy/bench/assemble-references.sh here and carry .gpu '
+                            '(or pass --ref / set WINTOK_REF); tried %s and ref.tar.xz there' % [c for c in candidates if c])
 
 
 def install_stubs():
