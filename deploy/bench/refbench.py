@@ -185,7 +185,8 @@ def siglip_folder(path, **shape):
     try:
         with torch.device(device):  # initialising 400M parameters is much faster on the GPU
             model = SiglipVisionModel(config)
-    except (TypeError, AttributeError):  # torch < 2 has no device context
+    except Exception as error:  # noqa: BLE001 - torch < 2 has no device context; anything else: initialise on the CPU
+        note('SigLIP initialised on the CPU (%s: %s)' % (type(error).__name__, error))
         model = SiglipVisionModel(config)
     model.save_pretrained(path)
     del model

@@ -1,6 +1,6 @@
-using TorchSharp;
 using System.Diagnostics;
 using System.Globalization;
+using TorchSharp;
 using WinTok.Model;
 using static TorchSharp.torch;
 

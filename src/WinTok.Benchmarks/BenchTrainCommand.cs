@@ -1,6 +1,6 @@
-using TorchSharp;
 using System.CommandLine;
 using System.Diagnostics;
+using TorchSharp;
 using WinTok.Evaluation;
 using WinTok.Model;
 using WinTok.Training;

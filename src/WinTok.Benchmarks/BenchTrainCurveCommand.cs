@@ -1,6 +1,6 @@
-using TorchSharp;
 using System.CommandLine;
 using System.Text.Json;
+using TorchSharp;
 using WinTok.Checkpoints;
 using WinTok.Evaluation;
 using WinTok.Model;
