@@ -206,7 +206,7 @@ internal static class BenchEvaluateCommand
         foreach (var (name, value) in fp32)
         {
             if (!bf16.TryGetValue(name, out var other)) continue;
-            Emit("eval", ("what", "bf16_vs_fp32"), ("name", name), ("fp32", value), ("bf16", other), ("relative_change", RelativeChange(other, value)));
+            Emit("eval", ("what", "bf16_vs_fp32"), ("name", name), ("fp32", value), ("bf16", other), ("relative_change", RelativeChange(other, value)), ("absolute_change", Math.Abs(other - value)));
         }
     }
 
@@ -215,7 +215,7 @@ internal static class BenchEvaluateCommand
         foreach (var (name, value) in reference.Metrics)
         {
             if (!ours.TryGetValue(name, out var mine)) continue;
-            Emit("eval", ("what", "fp32_vs_reference"), ("name", name), ("reference", value), ("ours", mine), ("relative_difference", RelativeChange(mine, value)));
+            Emit("eval", ("what", "fp32_vs_reference"), ("name", name), ("reference", value), ("ours", mine), ("relative_difference", RelativeChange(mine, value)), ("absolute_difference", Math.Abs(mine - value)));
         }
     }
 }
