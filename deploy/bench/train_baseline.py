@@ -150,7 +150,7 @@ def iteration(global_iter):
 
 # first iterations: generator only after the LR warm-up; full: after the discriminator's warm-up and blur fade
 # (iterations that are not multiples of 50, where the reference logs, and aligned on accumulation windows)
-FIRST = {'generator': int(warmup_iter) + 4 * a.grad_accu + 1 - 1, 'full': int(disc_start + 2 * disc_warmup) + 8 * a.grad_accu}
+FIRST = {'generator': int(warmup_iter) + 4 * a.grad_accu, 'full': int(disc_start + 2 * disc_warmup) + 8 * a.grad_accu}
 for phase in [p.strip() for p in a.phases.split(',') if p.strip()]:
     with step('train_' + phase):
         first = FIRST[phase] - FIRST[phase] % a.grad_accu + a.grad_accu
