@@ -50,6 +50,7 @@ import torch  # noqa: E402
 device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 ref = refbench.find_ref(a.ref)
 stubs = refbench.install_stubs()
+refbench.ensure_timm(ref)
 wintok_root = os.path.join(ref, 'WinTok')
 refbench.add_reference(wintok_root, ['utils', 'data', 'examples', 'examples.eval_tokenizer'])
 # data/dataset.py imports webdataset and open_clip.transform (neither shipped nor needed: the images are given here)

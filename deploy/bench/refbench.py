@@ -135,6 +135,15 @@ def install_stubs():
     return stubbed
 
 
+def ensure_timm(ref):
+    """models/wintok.py imports timm (without using it): where none is installed, the carried timm 1.0.8 serves."""
+    try:
+        importlib.import_module('timm')
+    except ImportError:
+        sys.path.append(os.path.join(ref, 'timm-1.0.8'))
+        note('timm not installed: using the carried timm 1.0.8')
+
+
 def add_reference(root, packages=()):
     """Puts a reference checkout first on sys.path and binds its folders without __init__.py to it (so that a
     same-named installed package, e.g. `utils`, does not shadow them)."""

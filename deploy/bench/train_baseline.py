@@ -42,6 +42,7 @@ a = ap.parse_args()
 
 ref = refbench.find_ref(a.ref)
 stubs = refbench.install_stubs()
+refbench.ensure_timm(ref)
 wintok_root = os.path.join(ref, 'WinTok')
 refbench.add_reference(wintok_root, ['utils', 'data', 'examples', 'examples.train_tokenizer'])
 refbench.inert_module('data.dataset', functions=['build_clip_transforms', 'build_vae_transforms', 'load_data', 'pil_load'])
