@@ -69,7 +69,10 @@ def find_ref(explicit=None):
                 target = '/tmp/wintok-ref-%08x' % zlib.crc32(f.read())
             if not os.path.exists(os.path.join(target, '.unpacked')):
                 with tarfile.open(archive, 'r:xz') as tar:
-                    tar.extractall(target)
+                    try:
+                        tar.extractall(target, filter='data')
+                    except TypeError:  # Python without extraction filters
+                        tar.extractall(target)
                 open(os.path.join(target, '.unpacked'), 'w').close()
             return os.path.join(target, 'ref')
     raise FileNotFoundError('no reference code: run deploy/bench/assemble-references.sh here and carry .gpu '
