@@ -85,9 +85,9 @@ internal static class BenchTrainCommand
         using var randomness = new TorchRandomness(0);
         using var trainer = new WinTokTrainer(generator, discriminator, teacher, new LpipsLoss(lpips), options, randomness);
         var size = config.Encoder.ImageSize;
-        using var noise = new Generator(1, device);
-        using var images0 = rand([batch, 3, size, size], generator: noise, device: device) * 2 - 1;
-        using var images1 = rand([batch, 3, size, size], generator: noise, device: device) * 2 - 1;
+        using var noise = new Generator(1); // drawn on the CPU, then moved: the same images on any device
+        using var images0 = (rand([batch, 3, size, size], generator: noise) * 2 - 1).to(device);
+        using var images1 = (rand([batch, 3, size, size], generator: noise) * 2 - 1).to(device);
         Emit("train", ("what", "setup"), ("preset", presetName), ("generator_parameters", generator.parameters().Sum(p => p.numel())),
             ("discriminator_head_parameters", discriminator.parameters().Sum(p => p.numel())), ("seconds", clock.Elapsed.TotalSeconds));
 
