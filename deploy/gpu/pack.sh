@@ -4,8 +4,9 @@
 #   bash deploy/gpu/pack.sh PATH/TO/Project.csproj [--aspnet]
 #
 # Run it from the repository root. It writes .gpu/ (ignored by git through .git/info/exclude):
-#   .gpu/app/            the project, published framework-dependent, with every libtorch/libc10
-#                        binary removed (the GPU machine's own CUDA libtorch is used instead)
+#   .gpu/app.tar.xz      the project, published framework-dependent, with every libtorch/libc10
+#                        binary removed (the GPU machine's own CUDA libtorch is used instead); run.sh
+#                        unpacks it there
 #   .gpu/dotnet.tar.xz   this machine's .NET runtime (the GPU machine has none)
 #   .gpu/run.sh          the launcher to call there
 # Then, with the device tool:  run(command="bash .gpu/run.sh App.dll ARGS...", carry=[".gpu"])
@@ -16,9 +17,11 @@ aspnet=${2:-}
 root=$(git rev-parse --show-toplevel)
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$root"
-mkdir -p .git/info && touch .git/info/exclude
-grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
-rm -rf .gpu/app && mkdir -p .gpu
+if ! git check-ignore -q .gpu/app; then   # .gitignore lists .gpu/; older checkouts learn it here
+  exclude=$(git rev-parse --git-path info/exclude)   # also right in a worktree, where .git is a file
+  mkdir -p "$(dirname "$exclude")" && echo '/.gpu/' >> "$exclude"
+fi
+rm -rf .gpu/app .gpu/app.tar.xz && mkdir -p .gpu
 dotnet publish "$proj" -c Release -o .gpu/app -r linux-x64 --self-contained false -p:PublishReadyToRun=false >/tmp/gpu-pack-publish.log 2>&1 \
   || { tail -30 /tmp/gpu-pack-publish.log; exit 1; }
 # libtorch from the CPU packages must not shadow the CUDA one on the GPU machine
@@ -37,4 +40,7 @@ fi
 cp "$here/run.sh" .gpu/run.sh
 # the baselines and side-by-side scripts travel with the binaries
 rm -rf .gpu/bench && cp -r "$root/deploy/bench" .gpu/bench
-echo "packed: $(du -sh .gpu | cut -f1) in .gpu (app $(du -sh .gpu/app | cut -f1))"
+# the app travels compressed (about a third of its size); run.sh unpacks it on the GPU machine
+app_size=$(du -sh .gpu/app | cut -f1)
+(cd .gpu && tar -cf - app | xz -T0 -6 > app.tar.xz && rm -rf app)
+echo "packed: $(du -sh .gpu | cut -f1) in .gpu (app $app_size, $(du -sh .gpu/app.tar.xz | cut -f1) compressed)"

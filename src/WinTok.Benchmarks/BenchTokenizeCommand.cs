@@ -24,15 +24,81 @@ internal static class BenchTokenizeCommand
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Checkpoint to load (.pth or .safetensors); random weights when absent." };
         var device = new Option<string>("--device") { Description = "cuda or cpu.", DefaultValueFactory = _ => cuda.is_available() ? "cuda" : "cpu" };
         var agreement = new Option<bool>("--agreement") { Description = "Also measure bf16 vs fp32 token agreement on one batch." };
+        var model = new Option<string>("--model") { Description = "wintok, or unitok (UniTok-L as released; --preset tiny: the fixture's tiny ViTamin).", DefaultValueFactory = _ => "wintok" };
         var command = new Command("tokenize", "Model-only tokenize and round-trip throughput.")
         {
-            preset, semanticTokens, batch, modes, iters, checkpoint, device, agreement,
+            preset, semanticTokens, batch, modes, iters, checkpoint, device, agreement, model,
         };
-        command.SetAction(parse => Run(
-            parse.GetValue(preset)!, parse.GetValue(semanticTokens), parse.GetValue(batch), parse.GetValue(modes)!,
-            parse.GetValue(iters), parse.GetValue(checkpoint), parse.GetValue(device)!, parse.GetValue(agreement)));
+        command.SetAction(parse => parse.GetValue(model) switch
+        {
+            "unitok" => RunUniTok(parse.GetValue(preset) == BenchModels.Tiny, parse.GetValue(batch), parse.GetValue(modes)!,
+                parse.GetValue(iters), parse.GetValue(checkpoint), parse.GetValue(device)!, parse.GetValue(agreement)),
+            "wintok" => Run(
+                parse.GetValue(preset)!, parse.GetValue(semanticTokens), parse.GetValue(batch), parse.GetValue(modes)!,
+                parse.GetValue(iters), parse.GetValue(checkpoint), parse.GetValue(device)!, parse.GetValue(agreement)),
+            var other => Unknown(other),
+        });
         return command;
     }
+
+    private static int Unknown(string? model)
+    {
+        Console.Error.WriteLine($"Unknown model '{model}'; choose wintok or unitok");
+        return 2;
+    }
+
+    /// <summary>
+    /// UniTok (issue 13 item 5): the same two timings as for WinTok, against deploy/bench/unitok_baseline.py (the
+    /// reference model under bf16 autocast). Random weights unless a checkpoint is given.
+    /// </summary>
+    private static int RunUniTok(bool tiny, int batch, string modes, int iters, string? checkpoint, string deviceName, bool agreement)
+    {
+        var chosen = modes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (chosen.Length == 0 || chosen.Any(m => m is not ("bf16" or "bf16-torch" or "tf32" or "fp32")))
+        {
+            Console.Error.WriteLine($"Unknown modes '{modes}'; choose from bf16, bf16-torch, tf32, fp32");
+            return 2;
+        }
+        var device = new Device(deviceName);
+        manual_seed(0);
+        using var weights = checkpoint is null ? new UniTokModel(BenchModels.UniTokConfigFor(tiny)) : UniTokCheckpoint.Load(checkpoint).Model;
+        var config = weights.Config;
+        Console.WriteLine($"WINTOK model kind=unitok encoder={config.Model} image={config.ImgSize} weights={checkpoint ?? "random"} device={deviceName}");
+        foreach (var mode in chosen)
+        {
+            backends.cuda.matmul.allow_tf32 = mode == "tf32";
+            backends.cudnn.allow_tf32 = mode == "tf32";
+            var paths = mode == "bf16-torch" ? CudaFastPaths.None : CudaFastPaths.All;
+            using var model = BenchModels.Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32, paths);
+            using var input = rand([batch, 3, config.ImgSize, config.ImgSize], device: device) * 2 - 1;
+            ReportUniTok("tokenize", mode, config, batch, BenchModels.Time(device, iters, () => model.ImageToIndices(input).Dispose()), batch * iters);
+            var roundTrips = Math.Max(1, iters - 2);
+            ReportUniTok("roundtrip", mode, config, batch, BenchModels.Time(device, roundTrips, () =>
+            {
+                using var scope = NewDisposeScope();
+                model.IndicesToImage(model.ImageToIndices(input));
+            }), batch * roundTrips);
+            Console.WriteLine($"WINTOK gpu_memory model=unitok mode={mode} used_mib={GpuMemoryUsedMiB()}");
+        }
+        if (!agreement) return 0;
+        backends.cuda.matmul.allow_tf32 = false;
+        backends.cudnn.allow_tf32 = false;
+        using var fp32 = BenchModels.Clone(weights, device, ScalarType.Float32, CudaFastPaths.All);
+        using var bf16 = BenchModels.Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.All);
+        using var inference = inference_mode();
+        using var agreementScope = NewDisposeScope();
+        var images = rand([batch, 3, config.ImgSize, config.ImgSize], device: device) * 2 - 1;
+        var reference = fp32.ImageToIndices(images);
+        Report("bf16", reference, bf16.ImageToIndices(images), batch);
+        if (device.type != DeviceType.CUDA) return 0;
+        using var bf16Torch = BenchModels.Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.None);
+        Report("bf16-torch", reference, bf16Torch.ImageToIndices(images), batch);
+        return 0;
+    }
+
+    private static void ReportUniTok(string op, string mode, UniTokConfig config, int batch, double seconds, int images) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"WINTOK op={op} mode={mode} model=unitok encoder={config.Model} batch={batch} img_per_s={images / seconds:F1}"));
 
     private static int Run(string presetName, int semanticTokens, int batch, string modes, int iters, string? checkpoint, string deviceName, bool agreement)
     {

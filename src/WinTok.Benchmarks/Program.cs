@@ -6,6 +6,9 @@ using WinTok.Benchmarks;
 var root = new RootCommand("WinTok benchmarks: model, preprocessing and end-to-end throughput.")
 {
     BenchTokenizeCommand.Create(),
+    BenchEvaluateCommand.Create(),
+    BenchTrainCommand.Create(),
+    BenchTrainCurveCommand.Create(),
     BenchLayersCommand.Create(),
     BenchPipelineCommand.Create(),
     BenchPreprocessCommand.Create(),
