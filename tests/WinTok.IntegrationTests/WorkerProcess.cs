@@ -31,7 +31,16 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>The built WinTok.Cli.dll beside this test assembly's configuration (the project reference builds it).</summary>
     public static string CliDll { get; } = FindCliDll();
 
-    /// <summary>Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own.</summary>
+    /// <summary>
+    /// The servers deploy/services.env names: a child does not inherit them from the test run (they point at the user's
+    /// database and queues); a test that wants a server passes its own database, queue prefix or container explicitly.
+    /// </summary>
+    private static readonly string[] ServerVariables = ["WINTOK_POSTGRES", "WINTOK_RABBITMQ", "WINTOK_BLOB_CONNECTION"];
+
+    /// <summary>
+    /// Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own, minus the
+    /// server connection variables the test does not pass itself.
+    /// </summary>
     public static WorkerProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment)
     {
         var start = new ProcessStartInfo("dotnet")
@@ -45,6 +54,10 @@ internal sealed class WorkerProcess : IAsyncDisposable
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+        foreach (var variable in ServerVariables)
+        {
+            start.Environment.Remove(variable);
         }
         foreach (var (key, value) in environment)
         {
