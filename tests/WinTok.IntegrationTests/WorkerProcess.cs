@@ -83,7 +83,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
         await using var child = Start(name, arguments, environment);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         limit.CancelAfter(timeout);
-        await child.process.WaitForExitAsync(limit.Token);
+        try
+        {
+            await child.process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"wintok {name} still ran after {timeout} (killed):\n{child.Log}");
+        }
         var stdout = child.lines.Where(l => l.StartsWith($"{name} out: ", StringComparison.Ordinal))
             .Select(l => l[$"{name} out: ".Length..]).ToList();
         return (child.process.ExitCode, stdout, child.Log);
