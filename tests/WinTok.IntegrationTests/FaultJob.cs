@@ -2,7 +2,6 @@ using System.Text;
 using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Npgsql;
 using SkiaSharp;
 using TorchSharp;
 using WinTok.Data.Corpus;
@@ -95,7 +94,7 @@ internal sealed class FaultJob : IAsyncDisposable
         var connection = blobConnection ?? services.Blob;
         await ResetContainerAsync(new BlobServiceClient(connection).GetBlobContainerClient(name));
 
-        var postgres = await CreateDatabaseAsync(services.Postgres);
+        var postgres = await ServicesFixture.CreateDatabaseAsync(services.Postgres, Database);
         var resultsHost = ServicesFixture.BuildHost(new Dictionary<string, string?>
         {
             ["ResultsDatabase:Provider"] = "Postgres",
@@ -329,29 +328,6 @@ internal sealed class FaultJob : IAsyncDisposable
         torch.manual_seed(0);
         using var model = new WinTokModel(config);
         WinTokCheckpoint.Save(model, path);
-    }
-
-    /// <summary>Creates <see cref="Database"/> if missing; returns the connection string for it.</summary>
-    private static async Task<string> CreateDatabaseAsync(string server)
-    {
-        await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server) { Pooling = false }.ConnectionString))
-        {
-            await connection.OpenAsync(Token);
-            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", connection);
-            if (await exists.ExecuteScalarAsync(Token) is null)
-            {
-                await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", connection);
-                try
-                {
-                    await create.ExecuteNonQueryAsync(Token);
-                }
-                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
-                {
-                    // created by a concurrent run
-                }
-            }
-        }
-        return new NpgsqlConnectionStringBuilder(server) { Database = Database }.ConnectionString;
     }
 
     private static async Task ResetContainerAsync(BlobContainerClient container)

@@ -107,13 +107,21 @@ public sealed class FaultToleranceTests(ServicesFixture services)
             probe.ConnectionShutdownAsync += (_, _) => { closed.TrySetResult(); return Task.CompletedTask; };
             job.Note("stopping RabbitMQ");
             var stopping = ServicesFixture.RunServicesScriptAsync("stop-one rabbitmq");
-            await closed.Task.WaitAsync(TimeSpan.FromMinutes(1), Token);
-            job.Note("RabbitMQ closed its connections");
-            await AssertMidJobAsync(job, inFlight: 2); // from here each worker can finish only the one delivery it holds
-            await stopping;
-            job.Note("RabbitMQ stopped");
-            await Task.Delay(TimeSpan.FromSeconds(2), Token);
-            await ServicesFixture.RunServicesScriptAsync("start-one rabbitmq");
+            try
+            {
+                await closed.Task.WaitAsync(TimeSpan.FromMinutes(1), Token);
+                job.Note("RabbitMQ closed its connections");
+                await AssertMidJobAsync(job, inFlight: 2); // from here each worker can finish only the one delivery it holds
+                await stopping;
+                job.Note("RabbitMQ stopped");
+                await Task.Delay(TimeSpan.FromSeconds(2), Token);
+            }
+            finally
+            {
+                // The shared broker is started again even when the test fails here: the other tests need it.
+                await stopping.ContinueWith(_ => { }, TaskScheduler.Default);
+                await ServicesFixture.RunServicesScriptAsync("start-one rabbitmq", cancellationToken: CancellationToken.None);
+            }
             job.Note("RabbitMQ started again");
 
             await job.AssertDatasetCompleteAsync();
@@ -124,8 +132,9 @@ public sealed class FaultToleranceTests(ServicesFixture services)
     public async Task Job_WhenAzuriteIsDownForTwentySecondsMidJob_RetriesThePartitionsAndCompletes()
     {
         // A private Azurite: stopping the shared one would fail the blob tests of other projects running meanwhile.
-        var azurite = await ServicesFixture.StartPrivateAzuriteAsync();
-        await using var job = await FaultJob.CreateAsync(services, "faults-azurite-outage", LongJobImages, CorruptFile.All, azurite);
+        // Disposed last (after the job's workers): stopped, so it does not outlive the test.
+        await using var azurite = await PrivateAzurite.StartAsync();
+        await using var job = await FaultJob.CreateAsync(services, "faults-azurite-outage", LongJobImages, CorruptFile.All, azurite.ConnectionString);
         await job.WithLogsAsync(async () =>
         {
             await job.SubmitAsync();
@@ -134,11 +143,11 @@ public sealed class FaultToleranceTests(ServicesFixture services)
             await job.WaitForCommittedPartitionsAsync(1);
 
             job.Note("stopping Azurite");
-            await ServicesFixture.RunServicesScriptAsync("stop-one azurite", privateSet: true);
+            await azurite.StopAsync();
             job.Note("Azurite stopped");
             await AssertMidJobAsync(job, inFlight: 0); // no partition commits without its shard
             await Task.Delay(TimeSpan.FromSeconds(20), Token);
-            await ServicesFixture.RunServicesScriptAsync("start-one azurite", privateSet: true);
+            await azurite.StartAgainAsync();
             job.Note("Azurite started again");
 
             await job.AssertDatasetCompleteAsync();

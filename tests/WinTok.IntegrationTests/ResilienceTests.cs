@@ -92,10 +92,18 @@ public sealed class ResilienceTests(ServicesFixture services)
         var jobId = Guid.NewGuid();
 
         await ServicesFixture.RunServicesScriptAsync("stop-one postgres");
-        var creating = results.CreateJobAsync(new NewJob(jobId, "tokenize", "{}"), Token);
-        await Task.Delay(TimeSpan.FromSeconds(2), Token);
-        Assert.False(creating.IsCompleted);
-        await ServicesFixture.RunServicesScriptAsync("start-one postgres");
+        Task<bool> creating;
+        try
+        {
+            creating = results.CreateJobAsync(new NewJob(jobId, "tokenize", "{}"), Token);
+            await Task.Delay(TimeSpan.FromSeconds(2), Token);
+            Assert.False(creating.IsCompleted);
+        }
+        finally
+        {
+            // The shared server is started again even when the test fails here: the other tests need it.
+            await ServicesFixture.RunServicesScriptAsync("start-one postgres", cancellationToken: CancellationToken.None);
+        }
 
         Assert.True(await creating);
         Assert.Equal(JobStatus.Queued, (await results.GetJobAsync(jobId, Token))!.Status);

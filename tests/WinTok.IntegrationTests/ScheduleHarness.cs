@@ -1,11 +1,9 @@
 using System.Collections.Concurrent;
 using System.Text;
-using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
-using Npgsql;
 using RabbitMQ.Client;
 using WinTok.Contracts;
 using WinTok.Jobs;
@@ -212,29 +210,9 @@ internal sealed class ScheduleHarness : IAsyncDisposable
     /// <summary>The test's own database on the shared server, emptied: other test classes reset the default one.</summary>
     private static async Task<string> ResetDatabaseAsync(string server)
     {
-        var unpooled = new NpgsqlConnectionStringBuilder(server) { Pooling = false };
-        await using (var connection = new NpgsqlConnection(unpooled.ConnectionString))
-        {
-            await connection.OpenAsync(Token);
-            if (await connection.ExecuteScalarAsync<int?>(new CommandDefinition($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", cancellationToken: Token)) is null)
-            {
-                try
-                {
-                    await connection.ExecuteAsync(new CommandDefinition($"CREATE DATABASE {Database}", cancellationToken: Token));
-                }
-                catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
-                {
-                    // created by a concurrent run
-                }
-            }
-        }
-        var database = new NpgsqlConnectionStringBuilder(server) { Database = Database };
-        await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(database.ConnectionString) { Pooling = false }.ConnectionString))
-        {
-            await connection.OpenAsync(Token);
-            await connection.ExecuteAsync(new CommandDefinition("DROP SCHEMA public CASCADE; CREATE SCHEMA public;", cancellationToken: Token));
-        }
-        return database.ConnectionString;
+        var database = await ServicesFixture.CreateDatabaseAsync(server, Database);
+        await ServicesFixture.ResetDatabaseAsync(database);
+        return database;
     }
 }
 

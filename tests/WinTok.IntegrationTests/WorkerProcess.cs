@@ -33,9 +33,10 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts <c>wintok {arguments}</c> with <paramref name="environment"/> added to this process's own (an empty value
-    /// removes the variable), less the variables named in <paramref name="unset"/> (e.g. <see cref="ServerVariables"/>,
-    /// for the embedded defaults). HOME is a private folder of this test run unless given, so the ~/.wintok and
-    /// ~/.cache/wintok a run writes never reach the user's own.
+    /// removes the variable), less the variables named in <paramref name="unset"/>. The server variables of
+    /// deploy/services.env (<see cref="ServerVariables"/>) are never inherited: they point at the user's database and
+    /// queues, so a test that wants a server passes its own database, queue prefix or container. HOME is a private folder
+    /// of this test run unless given, so the ~/.wintok and ~/.cache/wintok a run writes never reach the user's own.
     /// </summary>
     public static WorkerProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment,
         IEnumerable<string>? unset = null)
@@ -53,6 +54,10 @@ internal sealed class WorkerProcess : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
         start.Environment["HOME"] = TestHome.Folder;
+        foreach (var variable in ServerVariables)
+        {
+            start.Environment.Remove(variable);
+        }
         foreach (var (key, value) in environment)
         {
             if (value.Length == 0) start.Environment.Remove(key);
@@ -85,7 +90,14 @@ internal sealed class WorkerProcess : IAsyncDisposable
         await using var child = Start(name, arguments, environment, unset);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         limit.CancelAfter(timeout);
-        await child.process.WaitForExitAsync(limit.Token);
+        try
+        {
+            await child.process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"wintok {name} still ran after {timeout} (killed):\n{child.Log}");
+        }
         var stdout = child.lines.Where(l => l.StartsWith($"{name} out: ", StringComparison.Ordinal))
             .Select(l => l[$"{name} out: ".Length..]).ToList();
         return (child.process.ExitCode, stdout, child.Log);

@@ -96,10 +96,12 @@ internal sealed class EvaluatePartitionHandler(
         var decodeThreads = options.Value.DecodeThreads > 0 ? options.Value.DecodeThreads : Math.Max(1, Environment.ProcessorCount - 1);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var decoded = PartitionImages.CreateChannel(batchSize * 2);
+        // In read order: which images share a batch moves the reference's batch-mean PSNR and SSIM, and every attempt of
+        // the partition must compute the same numbers and write the same files.
         var images = new PartitionImages(inputs, FileStores.Open(spec.Dataset, blobService), preprocessor, decodeThreads, batchSize * 2, failure =>
         {
             lock (failures) failures.Add(failure);
-        });
+        }, inReadOrder: true);
         var decoding = images.RunAsync(decoded.Writer, stop.Token);
         var batch = new List<DecodedImage>(batchSize);
         try
