@@ -116,6 +116,14 @@ for s in "${steps[@]}"; do
       else
         echo "STEP name=lpips-fixture status=skipped reason=tests/fixtures-tools/make_lpips_fixture.py_absent"
       fi
+      # the damaged-JPEG verdicts and pixels of this machine's Pillow (the reference's, 12.x) in place of Debian's 9.4;
+      # SIMD off as the fixture was made (docs/preprocessing.md), into $out/corrupt-jpeg to commit when they differ
+      if [ -f tests/fixtures-tools/make_corrupt_jpegs.py ]; then
+        mkdir -p "$out/corrupt-jpeg" /tmp/corrupt-jpeg && cp tests/fixtures/corrupt-jpeg/* /tmp/corrupt-jpeg/
+        JSIMD_FORCENONE=1 run corrupt-jpeg-verdicts $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/make_corrupt_jpegs.py --verdicts-only --out /tmp/corrupt-jpeg
+        cp /tmp/corrupt-jpeg/index.json /tmp/corrupt-jpeg/expected.safetensors "$out/corrupt-jpeg/" 2>/dev/null
+        "${py[@]}" -c "import PIL; print('PILLOW', PIL.__version__)"
+      fi
       sample="$gpu/checkpoint-sample/wintok-sample.pth"
       if [ -f tests/fixtures-tools/check_written_checkpoint.py ] && [ -f "$sample" ]; then
         run checkpoint-check 120 "${py[@]}" tests/fixtures-tools/check_written_checkpoint.py "$sample"

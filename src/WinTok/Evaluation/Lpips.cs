@@ -47,8 +47,11 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
 
     private readonly LpipsBackbone net;
     private readonly ModuleList<LpipsHead> lins;
-    private readonly Tensor shift;       // (1, 3, 1, 1)
-    private readonly Tensor scaleFactor; // (1, 3, 1, 1): 1/scale (training: multiplied) or scale (pip: divided by)
+    // The buffers' names: shift (1, 3, 1, 1) and scaleFactor (1, 3, 1, 1), 1/scale (training: multiplied) or scale (pip:
+    // divided by). Read through get_buffer, not kept in fields: .to(device) registers moved copies, and a field would
+    // still hold the CPU original.
+    private const string ShiftBuffer = "shift";
+    private const string ScaleFactorBuffer = "scaleFactor";
 
     internal Lpips(LpipsVariant variant) : base(nameof(Lpips))
     {
@@ -59,10 +62,8 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
         // The training reference multiplies by `1. / torch.tensor([...])`, a float32 division done once; the pip
         // package divides by the tensor on every call. The roundings differ, so each keeps its own.
         float[] factor = variant == LpipsVariant.TrainingVgg ? Scale.Select(s => 1f / s).ToArray() : Scale;
-        shift = tensor(Shift).view(1, 3, 1, 1);
-        scaleFactor = tensor(factor).view(1, 3, 1, 1);
-        register_buffer(nameof(shift), shift, persistent: false);
-        register_buffer(nameof(scaleFactor), scaleFactor, persistent: false);
+        register_buffer(ShiftBuffer, tensor(Shift).view(1, 3, 1, 1), persistent: false);
+        register_buffer(ScaleFactorBuffer, tensor(factor).view(1, 3, 1, 1), persistent: false);
         RegisterComponents();
         foreach (var parameter in parameters())
         {
@@ -123,6 +124,8 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         long batch = x.shape[0];
         // One backbone pass over both batches; per-image results depend on the batching only through convolution round-off.
+        var shift = get_buffer(ShiftBuffer)!;
+        var scaleFactor = get_buffer(ScaleFactorBuffer)!;
         var both = cat([x, y]).sub(shift);                                   // (2B, 3, H, W)
         both = Variant == LpipsVariant.TrainingVgg ? both.mul(scaleFactor) : both.div(scaleFactor);
         var taps = net.call(both);
