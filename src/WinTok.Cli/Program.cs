@@ -9,6 +9,7 @@ var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and trai
 {
     TokenizeCommand.Create(),     // one machine: in-process queue, SQLite results
     EvaluateCommand.Create(),     // the same, for evaluations
+    TrainCommand.Create(),        // the same, for a training run
     SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
     WorkerCommand.Create(),       // ... consumed by workers
     JobsCommand.Create(),         // list | show | cancel | retry

@@ -41,6 +41,7 @@ public static class ResultsStoreExtensions
         builder.Services.TryAddSingleton<ResultsDatabaseMigrator>();
         builder.Services.TryAddSingleton<ResultsRepository>();
         builder.Services.TryAddSingleton<EvaluationsRepository>();
+        builder.Services.TryAddSingleton<TrainingMetricsRepository>();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResultsMigrationService>());
         return builder;
     }

@@ -38,6 +38,33 @@ internal static partial class Log
     [LoggerMessage(5203, LogLevel.Information, "Finished evaluation {JobId} over {Images} images: {Metrics}")]
     public static partial void FinishedEvaluation(ILogger logger, Guid jobId, long images, string metrics);
 
+    [LoggerMessage(5301, LogLevel.Information, "Training job {JobId} on {Device}: {MaxIterations} iterations of {Batch} images, {Partitions} data partitions...")]
+    public static partial void StartingRun(ILogger logger, Guid jobId, string device, long maxIterations, int batch, int partitions);
+
+    [LoggerMessage(5302, LogLevel.Information, "Resumed job {JobId} from {Checkpoint} at iteration {Iteration}, data {Position}")]
+    public static partial void ResumedRun(ILogger logger, Guid jobId, string checkpoint, long iteration, string position);
+
+    [LoggerMessage(5303, LogLevel.Information, "Job {JobId} iteration {Iteration}/{MaxIterations}: Lnll {Lnll:F4}, Lv {Lv:F4}, Ld {Ld}, {ImagesPerSecond:F1} img/s")]
+    public static partial void TrainedIteration(ILogger logger, Guid jobId, long iteration, long maxIterations, double lnll, double lv, double? ld, double imagesPerSecond);
+
+    [LoggerMessage(5304, LogLevel.Information, "Saved job {JobId}'s checkpoint at iteration {Iteration}: {Path} in {DurationMs}ms")]
+    public static partial void SavedCheckpoint(ILogger logger, Guid jobId, long iteration, string path, long durationMs);
+
+    [LoggerMessage(5305, LogLevel.Information, "Job {JobId} stopped at iteration {Iteration} after writing {Path}")]
+    public static partial void CheckpointedOnStop(ILogger logger, Guid jobId, long iteration, string path);
+
+    [LoggerMessage(5306, LogLevel.Information, "Trained job {JobId} to iteration {Iteration}: {Path}")]
+    public static partial void FinishedRun(ILogger logger, Guid jobId, long iteration, string path);
+
+    [LoggerMessage(5307, LogLevel.Information, "Job {JobId} submitted the evaluation of {Checkpoint} as job {EvaluationJobId}")]
+    public static partial void SubmittedEvaluation(ILogger logger, Guid jobId, string checkpoint, Guid evaluationJobId);
+
+    [LoggerMessage(5308, LogLevel.Warning, "Job {JobId} could not submit the evaluation of {Checkpoint}; training goes on")]
+    public static partial void EvaluationRefused(ILogger logger, Exception exception, Guid jobId, string checkpoint);
+
+    [LoggerMessage(5309, LogLevel.Warning, "Job {JobId} skipped {Source}: {Reason}")]
+    public static partial void SkippedInput(ILogger logger, Guid jobId, string source, string reason);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

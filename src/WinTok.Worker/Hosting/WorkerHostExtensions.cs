@@ -15,6 +15,7 @@ using WinTok.Worker.Checkpoints;
 using WinTok.Worker.Evaluate;
 using WinTok.Worker.Partitions;
 using WinTok.Worker.Tokenize;
+using WinTok.Worker.Train;
 
 namespace WinTok.Worker.Hosting;
 
@@ -36,6 +37,8 @@ public static class WorkerHostExtensions
         builder.AddPartitionRunner();
         queue.Handle<TokenizePartition, TokenizePartitionHandler>();
         queue.Handle<EvaluatePartition, EvaluatePartitionHandler>();
+        // One message is a whole training run: hours to days, its lease renewed all along (JobQueue:HandlerTimeouts:TrainRun).
+        queue.Handle<TrainRun, TrainRunHandler>(handlerTimeout: TimeSpan.FromDays(7));
         return builder;
     }
 

@@ -8,11 +8,17 @@ using static TorchSharp.torch;
 namespace WinTok.Training;
 
 /// <summary>The local files a run's networks are built from (blob locations already fetched by the caller).</summary>
-/// <param name="TeacherFolder">The HF SigLIP2 folder (<c>config.json</c>, <c>model.safetensors</c>): the teacher, and the encoder's shape and starting weights.</param>
+/// <param name="TeacherConfig">The HF SigLIP2 folder's <c>config.json</c>: the teacher's and the encoder's shape.</param>
+/// <param name="TeacherWeights">Its <c>model.safetensors</c>: the teacher, and the encoder's starting weights.</param>
 /// <param name="Lpips">The training LPIPS weights (<c>lpips_with_vgg.pth</c>); null when <c>lp</c> is 0.</param>
 /// <param name="Dino">The discriminator's DINOv2 weights (<c>dinov2_vits14_pretrain.pth</c>).</param>
 /// <param name="Init">A WinTok checkpoint to start from (.pth or safetensors; its <c>trainer.disc</c> too when present), or null to start as the reference does from the teacher folder's weights.</param>
-public sealed record TrainingFiles(string TeacherFolder, string? Lpips, string Dino, string? Init);
+public sealed record TrainingFiles(string TeacherConfig, string TeacherWeights, string? Lpips, string Dino, string? Init)
+{
+    /// <summary>The files of an HF folder holding <c>config.json</c> and <c>model.safetensors</c>.</summary>
+    public static TrainingFiles FromTeacherFolder(string teacherFolder, string? lpips, string dino, string? init) =>
+        new(Path.Combine(teacherFolder, "config.json"), Path.Combine(teacherFolder, "model.safetensors"), lpips, dino, init);
+}
 
 /// <summary>Everything a <see cref="TrainingSession"/> is built from, as plain values.</summary>
 /// <param name="ArgsJson">The run's arguments in the reference's <c>Args</c> names (JSON object): they shape the networks, set the losses and schedules, and are written into every checkpoint.</param>
@@ -86,8 +92,7 @@ public sealed class TrainingSession : IDisposable
         var args = ArgsJson.Deserialize(setup.ArgsJson);
         var options = TrainingOptions.FromReferenceArgs(args, setup.IterationsPerEpoch);
         var files = setup.Files;
-        var teacherConfig = Path.Combine(files.TeacherFolder, "config.json");
-        var teacherWeights = Path.Combine(files.TeacherFolder, "model.safetensors");
+        var (teacherConfig, teacherWeights) = (files.TeacherConfig, files.TeacherWeights);
         foreach (var file in new[] { teacherConfig, teacherWeights, files.Dino }.Concat(files.Lpips is null ? [] : [files.Lpips]).Concat(files.Init is null ? [] : [files.Init]))
             if (!File.Exists(file)) throw new FileNotFoundException($"The training run needs {file}, which does not exist", file);
         if (options.LpipsWeight > 0 && files.Lpips is null) throw new ArgumentException("The run weights LPIPS (lp > 0) but names no LPIPS weights file");

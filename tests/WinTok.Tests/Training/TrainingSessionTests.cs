@@ -110,7 +110,7 @@ public sealed class TrainingSessionTests : IDisposable
         var path = Path.Combine(folder, "init.safetensors");
         session.Save(Path.Combine(folder, "init.pth"), new TrainingSavePoint(0, null), path);
         using var saved = CheckpointFile.Read(path);
-        using var teacher = CheckpointFile.Read(Path.Combine(setup.Files.TeacherFolder, "model.safetensors"));
+        using var teacher = CheckpointFile.Read(setup.Files.TeacherWeights);
 
         foreach (var (key, value) in teacher.StateDict.Where(p => !p.Key.StartsWith("vision_model.head.", StringComparison.Ordinal)))
             Assert.True(saved.StateDict["encoder." + key].equal(value).all().item<bool>(), $"encoder.{key} is not the teacher's");
@@ -176,7 +176,7 @@ internal static class FixtureRun
         var args = fixture.Config["args"] is IReadOnlyDictionary<string, object?> reference ? new Dictionary<string, object?>(reference) : throw new InvalidDataException("no args");
         foreach (var (key, value) in overrides) args[key] = value;
         return new TrainingSetup(ArgsJson.Serialize(args), (long)TrainingFixture.Dictionary(fixture.Config, "schedule")["num_batches"]!,
-            new TrainingFiles(teacher, lpips, dino, init ? Path.Combine(fixture.Folder, "init_generator.pth") : null),
+            TrainingFiles.FromTeacherFolder(teacher, lpips, dino, init ? Path.Combine(fixture.Folder, "init_generator.pth") : null),
             Seed: 0, DinoHeads: fixture.Dino.Heads);
     }
 }

@@ -1,0 +1,248 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Azure.Storage.Blobs;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using WinTok.Contracts;
+using WinTok.Data.Corpus;
+using WinTok.Data.Images;
+using WinTok.Data.Training;
+using WinTok.Inference;
+using WinTok.Jobs.Checkpoints;
+using WinTok.Jobs.Evaluate;
+using WinTok.Jobs.Train;
+using WinTok.Messaging;
+using WinTok.Results;
+using WinTok.Training;
+using WinTok.Worker.Hosting;
+using WinTok.Worker.Partitions;
+
+namespace WinTok.Worker.Train;
+
+/// <summary>
+/// Runs a training job: its one partition is the whole run, claimed under a lease that the runner renews every few
+/// seconds for as long as the run lasts. Load (weights by content hash, the run's data plan, the networks on the model
+/// thread, the newest checkpoint of the output folder), train (batches decoded on CPU threads ahead of the model thread,
+/// losses to the results database and TensorBoard every <c>log_every</c> iterations, a checkpoint every
+/// <c>save_every</c> with an evaluation job when asked), save (<c>ckpt-last.pth</c>). A redelivered message after a dead
+/// worker resumes from the newest checkpoint; cancelling the job, shutting the worker down or reaching the handler
+/// timeout writes a checkpoint of the iteration reached before the run lets go.
+/// </summary>
+internal sealed class TrainRunHandler(
+    PartitionRunner runner,
+    ResultsRepository results,
+    TrainingMetricsRepository metrics,
+    EvaluateJobSubmitter evaluations,
+    ModelThread model,
+    IOptions<WorkerOptions> options,
+    IOptions<CheckpointCacheOptions> cache,
+    ILogger<TrainRunHandler> logger,
+    BlobServiceClient? blobService = null) : IMessageHandler<TrainRun>
+{
+    /// <summary>Distinct unreadable inputs recorded with the run's commit, at most.</summary>
+    private const int MaxRecordedFailures = 1000;
+
+    private CancellationToken messageToken;
+
+    public Task<HandlerOutcome> HandleAsync(TrainRun message, MessageContext context, CancellationToken cancellationToken)
+    {
+        messageToken = cancellationToken; // shutdown and the handler timeout: the run checkpoints before it lets go
+        return runner.RunAsync(message, context, TrainJobSpec.JobKind, TrainAsync, (_, _) => Task.CompletedTask, cancellationToken);
+    }
+
+    private async Task<PartitionOutput> TrainAsync(PartitionWork work, CancellationToken cancellationToken)
+    {
+        var jobId = work.Job.Id;
+        var spec = TrainJobSpec.FromJson(work.Job.SpecJson);
+        CheckDevice(spec);
+        var files = await FilesAsync(spec, cancellationToken);
+        Directory.CreateDirectory(spec.Output);
+        await RunRecord.ClaimAsync(spec.Output, jobId, cancellationToken);
+        var plan = await TrainingData.LoadOrPlanAsync(spec.Output, spec.TrainData, spec.FilesPerPartition, blobService, cancellationToken);
+
+        Log.StartingRun(logger, jobId, model.DeviceName, spec.MaxIterations, spec.LocalBatch, plan.Count);
+        await using var session = await TrainingOnThread.StartAsync(model, new TrainingSetup(spec.ArgsJson, spec.IterationsPerEpoch, files,
+            (ulong)spec.Seed, spec.DinoHeads), cancellationToken);
+        var run = new RunState();
+        if (RunFiles.Checkpoints(spec.Output, spec.IterationsPerEpoch, spec.MaxIterations).FirstOrDefault() is { } newest)
+        {
+            var resumed = await session.ResumeAsync(newest, cancellationToken);
+            run.ResumeAt(resumed.NextIteration, resumed.DataPosition is { } json ? TrainingDataPosition.FromJson(json) : TrainingDataPosition.Start);
+            Log.ResumedRun(logger, jobId, newest, resumed.NextIteration, run.Position.ToString());
+        }
+        work.Progress.Add((int)Math.Min(int.MaxValue, run.Iteration * spec.LocalBatch));
+
+        var tensorBoard = spec.TensorBoard ? new TensorBoardLog(Path.Combine(spec.Output, RunFiles.TensorBoard)) : null;
+        var batches = new TrainingBatches(
+            new TrainingSampleReader(plan, new TrainingDataOptions((ulong)spec.Seed, ShuffleBuffer: spec.ShuffleBuffer), location => FileStores.Open(location, blobService)),
+            new TrainingPreprocessor(spec.ImageSize, new CropRanges(ScaleMin: spec.CropScaleMin), spec.MaxPixels),
+            spec.LocalBatch, DecodeThreads(), readAhead: spec.LocalBatch * 4);
+        try
+        {
+            if (run.Iteration < spec.MaxIterations)
+                await TrainUntilDoneAsync(work, spec, session, batches, run, tensorBoard, cancellationToken);
+        }
+        catch (OperationCanceledException) when (run.Iteration > run.SavedIteration)
+        {
+            // Cancelled, stopping or timed out, not a lost lease: keep what this attempt trained (a lost lease means another
+            // worker may own the run now, and its checkpoints must not be overwritten).
+            if (messageToken.IsCancellationRequested || await IsCancelledAsync(jobId))
+            {
+                var path = await SaveAsync(jobId, spec, session, run, CancellationToken.None);
+                Log.CheckpointedOnStop(logger, jobId, run.Iteration, path);
+            }
+            throw;
+        }
+
+        var last = Path.Combine(spec.Output, RunFiles.LastCheckpoint);
+        Log.FinishedRun(logger, jobId, run.Iteration, last);
+        var final = await metrics.LatestAsync(jobId, cancellationToken);
+        var record = new TrainedRun(run.Iteration, run.Iteration * spec.LocalBatch, last, final?.Values, run.Evaluations, run.FailureCount);
+        return new PartitionOutput(last, run.Iteration * spec.LocalBatch, File.Exists(last) ? new FileInfo(last).Length : 0, null,
+            JsonSerializer.Serialize(record, WorkerJsonContext.Default.TrainedRun), run.Failures.Values.ToList());
+    }
+
+    private async Task TrainUntilDoneAsync(PartitionWork work, TrainJobSpec spec, TrainingOnThread session, TrainingBatches batches, RunState run,
+        TensorBoardLog? tensorBoard, CancellationToken cancellationToken)
+    {
+        var window = Stopwatch.StartNew();
+        var windowImages = 0L;
+        await foreach (var batch in batches.ReadAsync(run.Position, cancellationToken))
+        {
+            var result = await session.StepAsync(batch.Values, batch.Count, run.Iteration, cancellationToken);
+            var finished = run.Iteration;
+            run.Advance(batch);
+            work.Progress.Add(batch.Count);
+            windowImages += batch.Count;
+            foreach (var failure in batch.Failures) Log.SkippedInput(logger, work.Job.Id, failure.Source, failure.Reason);
+
+            if (spec.LogsAfter(finished))
+            {
+                var values = new Dictionary<string, double>(result.Scalars())
+                {
+                    ["images_per_second"] = windowImages / Math.Max(1e-9, window.Elapsed.TotalSeconds),
+                    ["skipped_inputs"] = run.FailureCount,
+                };
+                await metrics.RecordAsync(work.Job.Id, finished, values, cancellationToken);
+                tensorBoard?.Write(finished, values);
+                Log.TrainedIteration(logger, work.Job.Id, finished + 1, spec.MaxIterations, result.Lnll, result.LvTotal, result.LdTotal, values["images_per_second"]);
+                (window, windowImages) = (Stopwatch.StartNew(), 0);
+            }
+            if (spec.SavesAfter(finished))
+            {
+                var path = await SaveAsync(work.Job.Id, spec, session, run, cancellationToken);
+                RunRecord.Prune(spec, path);
+                if (spec.EvaluatesAfter(finished) && await EvaluateAsync(work.Job.Id, spec, path, cancellationToken) is { } evaluation)
+                    run.Evaluations.Add(evaluation.ToString());
+            }
+            if (run.Iteration >= spec.MaxIterations) return;
+        }
+    }
+
+    /// <summary>Writes the checkpoint of the iteration reached (and its safetensors weights when asked).</summary>
+    private async Task<string> SaveAsync(Guid jobId, TrainJobSpec spec, TrainingOnThread session, RunState run, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(spec.Output, RunFiles.CheckpointName(run.Iteration - 1, spec.IterationsPerEpoch, spec.MaxIterations));
+        var clock = Stopwatch.StartNew();
+        await session.SaveAsync(path, new TrainingSavePoint(run.Iteration, run.Position.ToJson()),
+            spec.SaveSafetensors ? RunFiles.WeightsName(path) : null, cancellationToken);
+        run.Saved();
+        Log.SavedCheckpoint(logger, jobId, run.Iteration, path, clock.ElapsedMilliseconds);
+        return path;
+    }
+
+    /// <summary>Submits the evaluation of a checkpoint (its safetensors weights when written); a refusal is logged, not fatal.</summary>
+    private async Task<Guid?> EvaluateAsync(Guid jobId, TrainJobSpec spec, string checkpoint, CancellationToken cancellationToken)
+    {
+        var template = spec.Evaluation!;
+        var weights = RunFiles.WeightsName(checkpoint);
+        var model = File.Exists(weights) ? weights : checkpoint;
+        var output = Path.Combine(spec.Output, RunFiles.Evaluations, Path.GetFileNameWithoutExtension(checkpoint));
+        try
+        {
+            Directory.CreateDirectory(output);
+            var request = new EvaluateRequest(model, template.Dataset, output, ModelChoice.Detect, template.Metrics, template.Weights,
+                template.TextTower, template.Precision, template.DatasetName, FilesPerPartition: template.FilesPerPartition);
+            var planned = await evaluations.PlanAsync(request, cancellationToken);
+            var submitted = await evaluations.SubmitAsync(planned, cancellationToken);
+            Log.SubmittedEvaluation(logger, jobId, checkpoint, submitted.JobId);
+            return submitted.JobId;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException)
+        {
+            Log.EvaluationRefused(logger, e, jobId, checkpoint);
+            return null;
+        }
+    }
+
+    private async Task<bool> IsCancelledAsync(Guid jobId)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        return (await results.GetJobAsync(jobId, timeout.Token))?.Status == JobStatus.Cancelled;
+    }
+
+    /// <summary>The run's weight files on local disk: local paths as they are (checked unchanged), blobs from the cache.</summary>
+    private async Task<TrainingFiles> FilesAsync(TrainJobSpec spec, CancellationToken cancellationToken)
+    {
+        async Task<string?> Resolve(CheckpointReference? reference) => reference is null ? null
+            : await CheckpointFiles.ResolveAsync(reference, blobService, cache.Value.CacheFolder, cancellationToken);
+        var w = spec.Weights;
+        return new TrainingFiles((await Resolve(w.TeacherConfig))!, (await Resolve(w.TeacherWeights))!, await Resolve(w.Lpips),
+            (await Resolve(w.Dino))!, await Resolve(w.Init));
+    }
+
+    /// <summary>A run that asks for a device kind this worker's model thread does not run on fails at once, naming both.</summary>
+    private void CheckDevice(TrainJobSpec spec)
+    {
+        var actual = model.DeviceName;
+        var fits = spec.Device switch
+        {
+            "auto" => true,
+            "cpu" => actual == "cpu",
+            "cuda" => actual.StartsWith("cuda", StringComparison.Ordinal),
+            var exact => actual == exact,
+        };
+        if (!fits)
+            throw new ArgumentException($"the run asks for device {spec.Device}, but this worker's model thread runs on {actual} (Model:Device)");
+    }
+
+    private int DecodeThreads() => options.Value.DecodeThreads > 0 ? options.Value.DecodeThreads : Math.Max(1, Environment.ProcessorCount - 1);
+
+    /// <summary>Where the run stands: the next iteration, the data position after the last batch, what was saved and skipped.</summary>
+    private sealed class RunState
+    {
+        public long Iteration { get; private set; }
+
+        public TrainingDataPosition Position { get; private set; } = TrainingDataPosition.Start;
+
+        /// <summary>The iteration the newest checkpoint continues with (-1: none this attempt could lose work against).</summary>
+        public long SavedIteration { get; private set; } = -1;
+
+        public long FailureCount { get; private set; }
+
+        public Dictionary<string, ItemFailure> Failures { get; } = [];
+
+        public List<string> Evaluations { get; } = [];
+
+        public void ResumeAt(long iteration, TrainingDataPosition position) => (Iteration, Position, SavedIteration) = (iteration, position, iteration);
+
+        public void Advance(TrainingBatch batch)
+        {
+            Iteration++;
+            Position = batch.Next;
+            FailureCount += batch.Failures.Count;
+            foreach (var failure in batch.Failures)
+                if (Failures.Count < MaxRecordedFailures) Failures.TryAdd(failure.Key, new ItemFailure(failure.Key, failure.Source, failure.Reason));
+        }
+
+        public void Saved() => SavedIteration = Iteration;
+    }
+}
+
+/// <summary>The run's commit record: how far it went, its last checkpoint and final values, the evaluations it submitted.</summary>
+internal sealed record TrainedRun(long Iterations, long Images, string LastCheckpoint, IReadOnlyDictionary<string, double>? Final,
+    IReadOnlyList<string> Evaluations, long SkippedInputs);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(TrainedRun))]
+internal sealed partial class WorkerJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
