@@ -50,8 +50,8 @@ internal static partial class Log
     [LoggerMessage(5304, LogLevel.Information, "Saved job {JobId}'s checkpoint at iteration {Iteration}: {Path} in {DurationMs}ms")]
     public static partial void SavedCheckpoint(ILogger logger, Guid jobId, long iteration, string path, long durationMs);
 
-    [LoggerMessage(5305, LogLevel.Information, "Job {JobId} stopped at iteration {Iteration} after writing {Path}")]
-    public static partial void CheckpointedOnStop(ILogger logger, Guid jobId, long iteration, string path);
+    [LoggerMessage(5305, LogLevel.Information, "Job {JobId} stopped at iteration {Iteration}; it continues from {Checkpoint}")]
+    public static partial void StoppedRun(ILogger logger, Guid jobId, long iteration, string checkpoint);
 
     [LoggerMessage(5306, LogLevel.Information, "Trained job {JobId} to iteration {Iteration}: {Path}")]
     public static partial void FinishedRun(ILogger logger, Guid jobId, long iteration, string path);

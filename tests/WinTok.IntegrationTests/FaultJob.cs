@@ -328,16 +328,16 @@ internal sealed class FaultJob : IAsyncDisposable
         WinTokCheckpoint.Save(model, path);
     }
 
-    /// <summary>Creates <see cref="Database"/> if missing; returns the connection string for it.</summary>
-    private static async Task<string> CreateDatabaseAsync(string server)
+    /// <summary>Creates <paramref name="database"/> (default <see cref="Database"/>) if missing; returns the connection string for it.</summary>
+    internal static async Task<string> CreateDatabaseAsync(string server, string database = Database)
     {
         await using (var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server) { Pooling = false }.ConnectionString))
         {
             await connection.OpenAsync(Token);
-            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", connection);
+            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{database}'", connection);
             if (await exists.ExecuteScalarAsync(Token) is null)
             {
-                await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", connection);
+                await using var create = new NpgsqlCommand($"CREATE DATABASE {database}", connection);
                 try
                 {
                     await create.ExecuteNonQueryAsync(Token);
@@ -348,7 +348,7 @@ internal sealed class FaultJob : IAsyncDisposable
                 }
             }
         }
-        return new NpgsqlConnectionStringBuilder(server) { Database = Database }.ConnectionString;
+        return new NpgsqlConnectionStringBuilder(server) { Database = database }.ConnectionString;
     }
 
     private static async Task ResetContainerAsync(BlobContainerClient container)

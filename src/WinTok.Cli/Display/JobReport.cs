@@ -100,7 +100,7 @@ internal static class JobReport
         using var record = System.Text.Json.JsonDocument.Parse(json);
         var root = record.RootElement;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  trained:    {root.GetProperty("iterations").GetInt64():N0} of {spec.MaxIterations:N0} iterations, {root.GetProperty("images").GetInt64():N0} images; {root.GetProperty("skipped_inputs").GetInt64()} inputs skipped"));
+            $"  trained:    {root.GetProperty("iterations").GetInt64():N0} of {spec.MaxIterations:N0} iterations, {root.GetProperty("images").GetInt64():N0} images; {job.ItemFailures} unreadable inputs skipped"));
         output.WriteLine($"  output:     {spec.Output}");
         output.WriteLine($"  checkpoint: {root.GetProperty("last_checkpoint").GetString()}");
         if (root.TryGetProperty("final", out var final) && final.ValueKind == System.Text.Json.JsonValueKind.Object)

@@ -67,7 +67,7 @@ internal sealed class TrainRunHandler(
         if (RunFiles.Checkpoints(spec.Output, spec.IterationsPerEpoch, spec.MaxIterations).FirstOrDefault() is { } newest)
         {
             var resumed = await session.ResumeAsync(newest, cancellationToken);
-            run.ResumeAt(resumed.NextIteration, resumed.DataPosition is { } json ? TrainingDataPosition.FromJson(json) : TrainingDataPosition.Start);
+            run.ResumeAt(resumed.NextIteration, resumed.DataPosition is { } json ? TrainingDataPosition.FromJson(json) : TrainingDataPosition.Start, newest);
             Log.ResumedRun(logger, jobId, newest, resumed.NextIteration, run.Position.ToString());
         }
         work.Progress.Add((int)Math.Min(int.MaxValue, run.Iteration * spec.LocalBatch));
@@ -82,14 +82,14 @@ internal sealed class TrainRunHandler(
             if (run.Iteration < spec.MaxIterations)
                 await TrainUntilDoneAsync(work, spec, session, batches, run, tensorBoard, cancellationToken);
         }
-        catch (OperationCanceledException) when (run.Iteration > run.SavedIteration)
+        catch (OperationCanceledException)
         {
-            // Cancelled, stopping or timed out, not a lost lease: keep what this attempt trained (a lost lease means another
-            // worker may own the run now, and its checkpoints must not be overwritten).
+            // Cancelled, stopping or timed out, not a lost lease: keep what this attempt trained since its last checkpoint
+            // (a lost lease means another worker may own the run now, whose checkpoints must not be overwritten).
             if (messageToken.IsCancellationRequested || await IsCancelledAsync(jobId))
             {
-                var path = await SaveAsync(jobId, spec, session, run, CancellationToken.None);
-                Log.CheckpointedOnStop(logger, jobId, run.Iteration, path);
+                if (run.Iteration > run.SavedIteration) await SaveAsync(jobId, spec, session, run, CancellationToken.None);
+                Log.StoppedRun(logger, jobId, run.Iteration, run.Checkpoint ?? "(none: nothing trained yet)");
             }
             throw;
         }
@@ -97,7 +97,7 @@ internal sealed class TrainRunHandler(
         var last = Path.Combine(spec.Output, RunFiles.LastCheckpoint);
         Log.FinishedRun(logger, jobId, run.Iteration, last);
         var final = await metrics.LatestAsync(jobId, cancellationToken);
-        var record = new TrainedRun(run.Iteration, run.Iteration * spec.LocalBatch, last, final?.Values, run.Evaluations, run.FailureCount);
+        var record = new TrainedRun(run.Iteration, run.Iteration * spec.LocalBatch, last, final?.Values, run.Evaluations);
         return new PartitionOutput(last, run.Iteration * spec.LocalBatch, File.Exists(last) ? new FileInfo(last).Length : 0, null,
             JsonSerializer.Serialize(record, WorkerJsonContext.Default.TrainedRun), run.Failures.Values.ToList());
     }
@@ -121,16 +121,16 @@ internal sealed class TrainRunHandler(
                 var values = new Dictionary<string, double>(result.Scalars())
                 {
                     ["images_per_second"] = windowImages / Math.Max(1e-9, window.Elapsed.TotalSeconds),
-                    ["skipped_inputs"] = run.FailureCount,
                 };
-                await metrics.RecordAsync(work.Job.Id, finished, values, cancellationToken);
+                // The iteration is done: what it computed is recorded even when a stop is under way (a resume will not redo it).
+                await metrics.RecordAsync(work.Job.Id, finished, values, CancellationToken.None);
                 tensorBoard?.Write(finished, values);
                 Log.TrainedIteration(logger, work.Job.Id, finished + 1, spec.MaxIterations, result.Lnll, result.LvTotal, result.LdTotal, values["images_per_second"]);
                 (window, windowImages) = (Stopwatch.StartNew(), 0);
             }
             if (spec.SavesAfter(finished))
             {
-                var path = await SaveAsync(work.Job.Id, spec, session, run, cancellationToken);
+                var path = await SaveAsync(work.Job.Id, spec, session, run, CancellationToken.None);
                 RunRecord.Prune(spec, path);
                 if (spec.EvaluatesAfter(finished) && await EvaluateAsync(work.Job.Id, spec, path, cancellationToken) is { } evaluation)
                     run.Evaluations.Add(evaluation.ToString());
@@ -146,7 +146,7 @@ internal sealed class TrainRunHandler(
         var clock = Stopwatch.StartNew();
         await session.SaveAsync(path, new TrainingSavePoint(run.Iteration, run.Position.ToJson()),
             spec.SaveSafetensors ? RunFiles.WeightsName(path) : null, cancellationToken);
-        run.Saved();
+        run.Saved(path);
         Log.SavedCheckpoint(logger, jobId, run.Iteration, path, clock.ElapsedMilliseconds);
         return path;
     }
@@ -178,7 +178,14 @@ internal sealed class TrainRunHandler(
     private async Task<bool> IsCancelledAsync(Guid jobId)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        return (await results.GetJobAsync(jobId, timeout.Token))?.Status == JobStatus.Cancelled;
+        try
+        {
+            return (await results.GetJobAsync(jobId, timeout.Token))?.Status == JobStatus.Cancelled;
+        }
+        catch (Exception e) when (ResultsDatabase.IsTransient(e) || e is TimeoutException or OperationCanceledException)
+        {
+            return false; // the database is what failed, most likely the lease with it: not a cancel to checkpoint for
+        }
     }
 
     /// <summary>The run's weight files on local disk: local paths as they are (checked unchanged), blobs from the cache.</summary>
@@ -215,33 +222,34 @@ internal sealed class TrainRunHandler(
 
         public TrainingDataPosition Position { get; private set; } = TrainingDataPosition.Start;
 
-        /// <summary>The iteration the newest checkpoint continues with (-1: none this attempt could lose work against).</summary>
-        public long SavedIteration { get; private set; } = -1;
-
-        public long FailureCount { get; private set; }
+        /// <summary>The iteration the newest checkpoint continues with (a run at iteration 0 has nothing to lose).</summary>
+        public long SavedIteration { get; private set; }
 
         public Dictionary<string, ItemFailure> Failures { get; } = [];
 
         public List<string> Evaluations { get; } = [];
 
-        public void ResumeAt(long iteration, TrainingDataPosition position) => (Iteration, Position, SavedIteration) = (iteration, position, iteration);
+        /// <summary>The newest checkpoint of the run, written or resumed from by this attempt.</summary>
+        public string? Checkpoint { get; private set; }
+
+        public void ResumeAt(long iteration, TrainingDataPosition position, string checkpoint) =>
+            (Iteration, Position, SavedIteration, Checkpoint) = (iteration, position, iteration, checkpoint);
 
         public void Advance(TrainingBatch batch)
         {
             Iteration++;
             Position = batch.Next;
-            FailureCount += batch.Failures.Count;
             foreach (var failure in batch.Failures)
                 if (Failures.Count < MaxRecordedFailures) Failures.TryAdd(failure.Key, new ItemFailure(failure.Key, failure.Source, failure.Reason));
         }
 
-        public void Saved() => SavedIteration = Iteration;
+        public void Saved(string path) => (SavedIteration, Checkpoint) = (Iteration, path);
     }
 }
 
 /// <summary>The run's commit record: how far it went, its last checkpoint and final values, the evaluations it submitted.</summary>
 internal sealed record TrainedRun(long Iterations, long Images, string LastCheckpoint, IReadOnlyDictionary<string, double>? Final,
-    IReadOnlyList<string> Evaluations, long SkippedInputs);
+    IReadOnlyList<string> Evaluations);
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(TrainedRun))]
