@@ -68,7 +68,27 @@ internal static class TrainCommand
             (plan, job) => string.Create(CultureInfo.InvariantCulture,
                 $"Job {job.JobId}: training {plan.Spec.MaxIterations:N0} iterations ({plan.Spec.TrainNumSamples:N0} images x {plan.Spec.MaxIterations / Math.Max(1, plan.Spec.IterationsPerEpoch)} epochs " +
                 $"in batches of {plan.Spec.LocalBatch}, seed {plan.Spec.Seed}) -> {config.Output}"),
-            cancellationToken, Progress);
+            cancellationToken, Progress, WaitForEvaluationsAsync);
+    }
+
+    /// <summary>
+    /// The evaluation jobs the run submitted run on this process's in-process queue, which ends with it: wait for them
+    /// before the process stops, so their numbers are recorded (`wintok metrics list --db ...`).
+    /// </summary>
+    internal static async Task WaitForEvaluationsAsync(IServiceProvider services, Guid trainJob, CancellationToken cancellationToken)
+    {
+        var results = services.GetRequiredService<ResultsRepository>();
+        var record = (await results.ListPartitionsAsync(trainJob, cancellationToken)).FirstOrDefault()?.ResultJson;
+        if (record is null) return;
+        using var document = System.Text.Json.JsonDocument.Parse(record);
+        if (!document.RootElement.TryGetProperty("evaluations", out var evaluations)) return;
+        foreach (var id in evaluations.EnumerateArray().Select(e => Guid.Parse(e.GetString()!)))
+        {
+            Console.WriteLine($"Waiting for evaluation job {id}");
+            var progress = await services.GetRequiredService<Display.EmbeddedJobRunner>()
+                .WaitAsync(id, Display.ProgressDisplay.Create(CliConsole.Create(), Console.Out), cancellationToken);
+            Console.WriteLine($"Evaluation job {id}: {progress.Status}");
+        }
     }
 
     /// <summary>The run in <paramref name="database"/> that owns the output: finished (say so), or continued from its newest checkpoint.</summary>

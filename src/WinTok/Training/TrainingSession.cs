@@ -62,12 +62,14 @@ public sealed class TrainingSession : IDisposable
     private readonly WinTokTrainer trainer;
     private readonly Device device;
     private readonly IReadOnlyDictionary<string, object?> args;
+    private readonly bool tf32;
 
     private TrainingSession(WinTokModel generator, DinoDiscriminator discriminator, SiglipTeacher teacher, Lpips? lpips,
         TorchRandomness random, WinTokTrainer trainer, Device device, IReadOnlyDictionary<string, object?> args)
     {
         (this.generator, this.discriminator, this.teacher, this.lpips, this.random, this.trainer, this.device, this.args) =
             (generator, discriminator, teacher, lpips, random, trainer, device, args);
+        tf32 = device.type == DeviceType.CUDA && (!args.TryGetValue("tf32", out var flag) || flag is not false);
     }
 
     public TrainingOptions Options => trainer.Options;
@@ -147,7 +149,19 @@ public sealed class TrainingSession : IDisposable
             throw new ArgumentException($"{values.Length} values are not {count} images of 3 x {size} x {size}", nameof(values));
         using var scope = NewDisposeScope();
         var images = tensor(values).reshape(count, 3, size, size).to(device);
-        return trainer.TrainStep(images, iteration);
+        if (!tf32) return trainer.TrainStep(images, iteration);
+        // The reference trains with TF32 matmuls and convolutions (args.tf32). The switches are process-wide; other work
+        // on this thread (a float32 evaluation) must not inherit them, so they hold for the step only.
+        var (matmul, cudnn) = (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32);
+        backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = true;
+        try
+        {
+            return trainer.TrainStep(images, iteration);
+        }
+        finally
+        {
+            (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32) = (matmul, cudnn);
+        }
     }
 
     /// <summary>
