@@ -65,6 +65,9 @@ internal static partial class Log
     [LoggerMessage(5309, LogLevel.Warning, "Job {JobId} skipped {Source}: {Reason}")]
     public static partial void SkippedInput(ILogger logger, Guid jobId, string source, string reason);
 
+    [LoggerMessage(5310, LogLevel.Warning, "Job {JobId}'s data stream failed at {Position} (attempt {Attempt}); restarting it there")]
+    public static partial void DataStreamRestarting(ILogger logger, Exception exception, Guid jobId, string position, int attempt);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

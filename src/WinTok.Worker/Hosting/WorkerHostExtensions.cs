@@ -39,6 +39,10 @@ public static class WorkerHostExtensions
         queue.Handle<EvaluatePartition, EvaluatePartitionHandler>();
         // One message is a whole training run: hours to days, its lease renewed all along (JobQueue:HandlerTimeouts:TrainRun).
         queue.Handle<TrainRun, TrainRunHandler>(handlerTimeout: TimeSpan.FromDays(7));
+        // Nor may it run under the Partition pipeline's total timeout (minutes): its runner retries nothing itself, the run
+        // restarts its data stream at its position after a storage hiccup.
+        builder.Services.TryAddKeyedSingleton(TrainRunHandler.RunnerKey,
+            (services, _) => ActivatorUtilities.CreateInstance<PartitionRunner>(services, Polly.ResiliencePipeline.Empty));
         return builder;
     }
 

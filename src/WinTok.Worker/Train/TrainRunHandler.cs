@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Azure.Storage.Blobs;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using WinTok.Contracts;
@@ -29,7 +30,7 @@ namespace WinTok.Worker.Train;
 /// timeout writes a checkpoint of the iteration reached before the run lets go.
 /// </summary>
 internal sealed class TrainRunHandler(
-    PartitionRunner runner,
+    [FromKeyedServices(TrainRunHandler.RunnerKey)] PartitionRunner runner,
     ResultsRepository results,
     TrainingMetricsRepository metrics,
     EvaluateJobSubmitter evaluations,
@@ -39,8 +40,14 @@ internal sealed class TrainRunHandler(
     ILogger<TrainRunHandler> logger,
     BlobServiceClient? blobService = null) : IMessageHandler<TrainRun>
 {
+    /// <summary>The runner of training runs: the rules of every partition without the Partition pipeline's total timeout.</summary>
+    public const string RunnerKey = "TrainRun";
+
     /// <summary>Distinct unreadable inputs recorded with the run's commit, at most.</summary>
     private const int MaxRecordedFailures = 1000;
+
+    /// <summary>Storage hiccups in a row the data stream rides out (restarting at its position) before the run fails over.</summary>
+    private const int DataRetries = 6;
 
     private CancellationToken messageToken;
 
@@ -102,7 +109,32 @@ internal sealed class TrainRunHandler(
             JsonSerializer.Serialize(record, WorkerJsonContext.Default.TrainedRun), run.Failures.Values.ToList());
     }
 
+    /// <summary>
+    /// Trains to the end. A storage hiccup reading the data (a blob corpus) restarts the data stream where it stood, after a
+    /// growing pause, without reloading the networks; a run of them fails over to a redelivery, which resumes from the
+    /// newest checkpoint.
+    /// </summary>
     private async Task TrainUntilDoneAsync(PartitionWork work, TrainJobSpec spec, TrainingOnThread session, TrainingBatches batches, RunState run,
+        TensorBoardLog? tensorBoard, CancellationToken cancellationToken)
+    {
+        for (var failures = 0; run.Iteration < spec.MaxIterations;)
+        {
+            var before = run.Iteration;
+            try
+            {
+                await TrainFromAsync(work, spec, session, batches, run, tensorBoard, cancellationToken);
+            }
+            catch (Exception e) when (PartitionRules.IsTransientStorage(e) && !cancellationToken.IsCancellationRequested)
+            {
+                failures = run.Iteration > before ? 1 : failures + 1;
+                if (failures > DataRetries) throw;
+                Log.DataStreamRestarting(logger, e, work.Job.Id, run.Position.ToString(), failures);
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(60, 2 << failures)), cancellationToken);
+            }
+        }
+    }
+
+    private async Task TrainFromAsync(PartitionWork work, TrainJobSpec spec, TrainingOnThread session, TrainingBatches batches, RunState run,
         TensorBoardLog? tensorBoard, CancellationToken cancellationToken)
     {
         var window = Stopwatch.StartNew();

@@ -30,7 +30,7 @@ public sealed class TrainingSessionTests : IDisposable
         var fixture = TrainingFixture.Get(WinTok.TestSupport.TestFixtures.Folder("training"));
         var setup = FixtureRun.Write(fixture, folder, EarlyDiscriminator);
         const int stop = 5;  // iteration 4 accumulated gradients (grad_accu 2) that iteration 5 steps with
-        const int end = 7;
+        const int end = 6;
 
         var uninterrupted = new List<TrainStepResult>();
         using (var session = TrainingSession.Create(setup, CPU))
