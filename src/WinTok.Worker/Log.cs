@@ -68,6 +68,9 @@ internal static partial class Log
     [LoggerMessage(5310, LogLevel.Warning, "Job {JobId}'s data stream failed at {Position} (attempt {Attempt}); restarting it there")]
     public static partial void DataStreamRestarting(ILogger logger, Exception exception, Guid jobId, string position, int attempt);
 
+    [LoggerMessage(5311, LogLevel.Warning, "Job {JobId} cannot resume from {Checkpoint}; trying the checkpoint before it")]
+    public static partial void UnreadableCheckpoint(ILogger logger, Exception exception, Guid jobId, string checkpoint);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

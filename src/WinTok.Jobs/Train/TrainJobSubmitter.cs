@@ -134,8 +134,9 @@ public sealed class TrainJobSubmitter(
         {
             facts = inspector.Inspect(local, new ModelChoice(EncoderConfig: teacherJson));
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException || e.GetType().Name.StartsWith("Checkpoint", StringComparison.Ordinal))
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            // The model side's readers say what is wrong with the file (format, args, kind); the control plane only reports it.
             problems.Add($"init: {config.Init} is not a usable checkpoint: {e.Message}");
             return;
         }

@@ -4,6 +4,7 @@ using Azure.Storage.Blobs;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using WinTok.Checkpoints;
 using WinTok.Contracts;
 using WinTok.Data.Corpus;
 using WinTok.Data.Images;
@@ -71,11 +72,20 @@ internal sealed class TrainRunHandler(
         await using var session = await TrainingOnThread.StartAsync(model, new TrainingSetup(spec.ArgsJson, spec.IterationsPerEpoch, files,
             (ulong)spec.Seed, spec.DinoHeads), cancellationToken);
         var run = new RunState();
-        if (RunFiles.Checkpoints(spec.Output, spec.IterationsPerEpoch, spec.MaxIterations).FirstOrDefault() is { } newest)
+        foreach (var checkpoint in RunFiles.Checkpoints(spec.Output, spec.IterationsPerEpoch, spec.MaxIterations))
         {
-            var resumed = await session.ResumeAsync(newest, cancellationToken);
-            run.ResumeAt(resumed.NextIteration, resumed.DataPosition is { } json ? TrainingDataPosition.FromJson(json) : TrainingDataPosition.Start, newest);
-            Log.ResumedRun(logger, jobId, newest, resumed.NextIteration, run.Position.ToString());
+            // Newest first; one that cannot be read (a damaged disk) gives way to the one before it.
+            try
+            {
+                var resumed = await session.ResumeAsync(checkpoint, cancellationToken);
+                run.ResumeAt(resumed.NextIteration, resumed.DataPosition is { } json ? TrainingDataPosition.FromJson(json) : TrainingDataPosition.Start, checkpoint);
+                Log.ResumedRun(logger, jobId, checkpoint, resumed.NextIteration, run.Position.ToString());
+                break;
+            }
+            catch (CheckpointFormatException e)
+            {
+                Log.UnreadableCheckpoint(logger, e, jobId, checkpoint);
+            }
         }
         work.Progress.Add((int)Math.Min(int.MaxValue, run.Iteration * spec.LocalBatch));
 
