@@ -7,17 +7,18 @@ using WinTok.Jobs.Checkpoints;
 
 // The `wintok` command line. Each verb lives in Commands/ as a static factory and builds its host with
 // Hosting/WinTokHost; this file is the table of contents.
-var root = new RootCommand("WinTok: pretokenize image corpora, evaluate and train the WinTok visual tokenizer.")
+var root = new RootCommand("WinTok: pretokenize image corpora with the WinTok or UniTok visual tokenizer, evaluate checkpoints (also on schedules) and train WinTok.")
 {
     TokenizeCommand.Create(),     // one machine: in-process queue, SQLite results
     EvaluateCommand.Create(),     // the same, for evaluations
+    TrainCommand.Create(),        // the same, for a training run
     SubmitCommand.Create(),       // many machines: PostgreSQL + RabbitMQ ...
     WorkerCommand.Create(),       // ... consumed by workers (on one machine: embedded defaults, schedules included)
     SchedulesCommand.Create(),    // add | list | show | pause | resume | remove | run-now
     SchedulerCommand.Create(),    // the scheduler service (replicas share a lease)
     JobsCommand.Create(),         // list | show | cancel | retry
     MetricsCommand.Create(),      // evaluation results: list | compare | trend
-    DashboardCommand.Create(),    // the same, and evaluations and workers, in a browser
+    DashboardCommand.Create(),    // jobs, failures, evaluations and workers in a browser
     MigrateCommand.Create(),      // results database schema (Helm pre-install hook)
     SampleCommand.Create(),       // demo images and a tiny random checkpoint
     VerifyCommand.Create(),

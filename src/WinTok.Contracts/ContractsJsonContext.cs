@@ -12,4 +12,5 @@ namespace WinTok.Contracts;
     RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(TokenizePartition))]
 [JsonSerializable(typeof(EvaluatePartition))]
+[JsonSerializable(typeof(TrainRun))]
 public sealed partial class ContractsJsonContext : JsonSerializerContext;

@@ -6,6 +6,7 @@ using WinTok.Contracts;
 using WinTok.Jobs.Checkpoints;
 using WinTok.Jobs.Evaluate;
 using WinTok.Jobs.Tokenize;
+using WinTok.Jobs.Train;
 using WinTok.Messaging;
 
 namespace WinTok.Jobs;
@@ -30,12 +31,16 @@ public static class JobsExtensions
         builder.Services.TryAddScoped<JobControl>();
         builder.Services.TryAddScoped<TokenizeJobSubmitter>();
         builder.Services.TryAddScoped<EvaluateJobSubmitter>();
+        builder.Services.TryAddScoped<TrainJobSubmitter>();
         builder.Services.TryAddKeyedSingleton<IPartitionPublisher>(TokenizeJobSpec.JobKind, (services, _) =>
             new PartitionPublisher<TokenizePartition>(services.GetRequiredService<IMessagePublisher<TokenizePartition>>(),
                 (job, partition, attempt) => new TokenizePartition(job, partition, attempt)));
         builder.Services.TryAddKeyedSingleton<IPartitionPublisher>(EvaluateJobSpec.JobKind, (services, _) =>
             new PartitionPublisher<EvaluatePartition>(services.GetRequiredService<IMessagePublisher<EvaluatePartition>>(),
                 (job, partition, attempt) => new EvaluatePartition(job, partition, attempt)));
+        builder.Services.TryAddKeyedSingleton<IPartitionPublisher>(TrainJobSpec.JobKind, (services, _) =>
+            new PartitionPublisher<TrainRun>(services.GetRequiredService<IMessagePublisher<TrainRun>>(),
+                (job, partition, attempt) => new TrainRun(job, partition, attempt)));
         return builder;
     }
 }

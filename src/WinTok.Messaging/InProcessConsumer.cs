@@ -88,7 +88,7 @@ internal sealed class InProcessConsumer<TMessage>(
     {
         var message = delivery.Message;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(handlerStop.Token);
-        timeout.CancelAfter(settings.HandlerTimeout);
+        timeout.CancelAfter(settings.HandlerTimeoutOf<TMessage>());
         var started = Stopwatch.GetTimestamp();
         Log.HandlingMessage(logger, QueueName, message.JobId, message.Partition, message.Attempt, delivery.DeliveryCount);
         HandlerOutcome outcome;

@@ -51,11 +51,17 @@ public sealed class JobQueueBuilder(IServiceCollection services, JobQueueTranspo
 {
     public JobQueueTransport Transport { get; } = transport;
 
-    /// <summary>Consumes <typeparamref name="TMessage"/> with a scoped <typeparamref name="THandler"/>.</summary>
-    public JobQueueBuilder Handle<TMessage, THandler>()
+    /// <summary>
+    /// Consumes <typeparamref name="TMessage"/> with a scoped <typeparamref name="THandler"/>. A
+    /// <paramref name="handlerTimeout"/> replaces <c>JobQueue:HandlerTimeout</c> for this type unless
+    /// <c>JobQueue:HandlerTimeouts:{TypeName}</c> is configured.
+    /// </summary>
+    public JobQueueBuilder Handle<TMessage, THandler>(TimeSpan? handlerTimeout = null)
         where TMessage : class, IJobMessage
         where THandler : class, IMessageHandler<TMessage>
     {
+        if (handlerTimeout is { } timeout)
+            services.PostConfigure<JobQueueOptions>(options => options.HandlerTimeouts.TryAdd(typeof(TMessage).Name, timeout));
         services.TryAddScoped<IMessageHandler<TMessage>, THandler>();
         if (Transport == JobQueueTransport.RabbitMq)
         {

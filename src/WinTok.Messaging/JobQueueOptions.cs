@@ -43,6 +43,17 @@ public sealed class JobQueueOptions
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan HandlerTimeout { get; set; } = TimeSpan.FromMinutes(25);
 
+    /// <summary>
+    /// <see cref="HandlerTimeout"/> per message type (its class name, e.g. <c>TrainRun</c>), for the kinds whose one
+    /// message is hours of work: a training run's handler holds its message for the whole run. The broker's consumer
+    /// timeout must allow as much on that queue (deploy/services.sh; RabbitMQ 3.12+: a <c>consumer-timeout</c> policy).
+    /// </summary>
+    /// <value>Empty here; a handler registered with a longer timeout adds its own default (a training run: 7 days).</value>
+    public Dictionary<string, TimeSpan> HandlerTimeouts { get; set; } = [];
+
+    /// <summary>The handler timeout of <typeparamref name="TMessage"/>'s queue.</summary>
+    public TimeSpan HandlerTimeoutOf<TMessage>() => HandlerTimeouts.TryGetValue(typeof(TMessage).Name, out var timeout) ? timeout : HandlerTimeout;
+
     /// <summary>On shutdown, how long in-flight handlers may finish before they are cancelled and their messages returned.</summary>
     /// <value>30 s; keep <c>HostOptions.ShutdownTimeout</c> above it.</value>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]

@@ -146,7 +146,7 @@ internal sealed class RabbitMqConsumer<TMessage>(
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(handlerStop.Token);
-        timeout.CancelAfter(settings.HandlerTimeout);
+        timeout.CancelAfter(settings.HandlerTimeoutOf<TMessage>());
         var started = Stopwatch.GetTimestamp();
         Log.HandlingMessage(logger, names.Queue, message.JobId, message.Partition, message.Attempt, deliveryCount);
         HandlerOutcome outcome;

@@ -377,5 +377,28 @@ internal static class ResultsMigrations
                 CREATE INDEX workers_heartbeat ON workers (heartbeat_at DESC);
                 ALTER TABLE jobs ADD COLUMN trace_parent TEXT NULL;
                 """),
+        new(6, "training_metrics: a training run's losses and learning rates by iteration",
+            Postgres: """
+                CREATE TABLE training_metrics (
+                    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    iteration bigint NOT NULL,
+                    name text NOT NULL,
+                    value double precision NOT NULL,
+                    created_at timestamptz NOT NULL,
+                    PRIMARY KEY (job_id, name, iteration)
+                );
+                CREATE INDEX training_metrics_iteration ON training_metrics (job_id, iteration);
+                """,
+            Sqlite: """
+                CREATE TABLE training_metrics (
+                    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    iteration INTEGER NOT NULL,
+                    name TEXT NOT NULL,
+                    value REAL NOT NULL,
+                    created_at TEXT NOT NULL,
+                    PRIMARY KEY (job_id, name, iteration)
+                );
+                CREATE INDEX training_metrics_iteration ON training_metrics (job_id, iteration);
+                """),
     ];
 }

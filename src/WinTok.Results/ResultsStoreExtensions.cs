@@ -43,6 +43,7 @@ public static class ResultsStoreExtensions
         builder.Services.TryAddSingleton<EvaluationsRepository>();
         builder.Services.TryAddSingleton<SchedulesRepository>();
         builder.Services.TryAddSingleton<WorkersRepository>();
+        builder.Services.TryAddSingleton<TrainingMetricsRepository>();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ResultsMigrationService>());
         return builder;
     }

@@ -44,6 +44,39 @@ internal static partial class Log
     [LoggerMessage(5903, LogLevel.Warning, "Could not record the heartbeat of worker {Worker}; trying again at the next beat")]
     public static partial void HeartbeatFailed(ILogger logger, Exception exception, string worker);
 
+    [LoggerMessage(5301, LogLevel.Information, "Training job {JobId} on {Device}: {MaxIterations} iterations of {Batch} images, {Partitions} data partitions...")]
+    public static partial void StartingRun(ILogger logger, Guid jobId, string device, long maxIterations, int batch, int partitions);
+
+    [LoggerMessage(5302, LogLevel.Information, "Resumed job {JobId} from {Checkpoint} at iteration {Iteration}, data {Position}")]
+    public static partial void ResumedRun(ILogger logger, Guid jobId, string checkpoint, long iteration, string position);
+
+    [LoggerMessage(5303, LogLevel.Information, "Job {JobId} iteration {Iteration}/{MaxIterations}: Lnll {Lnll:F4}, Lv {Lv:F4}, Ld {Ld}, {ImagesPerSecond:F1} img/s")]
+    public static partial void TrainedIteration(ILogger logger, Guid jobId, long iteration, long maxIterations, double lnll, double lv, double? ld, double imagesPerSecond);
+
+    [LoggerMessage(5304, LogLevel.Information, "Saved job {JobId}'s checkpoint at iteration {Iteration}: {Path} in {DurationMs}ms")]
+    public static partial void SavedCheckpoint(ILogger logger, Guid jobId, long iteration, string path, long durationMs);
+
+    [LoggerMessage(5305, LogLevel.Information, "Job {JobId} stopped at iteration {Iteration}; it continues from {Checkpoint}")]
+    public static partial void StoppedRun(ILogger logger, Guid jobId, long iteration, string checkpoint);
+
+    [LoggerMessage(5306, LogLevel.Information, "Trained job {JobId} to iteration {Iteration}: {Path}")]
+    public static partial void FinishedRun(ILogger logger, Guid jobId, long iteration, string path);
+
+    [LoggerMessage(5307, LogLevel.Information, "Job {JobId} submitted the evaluation of {Checkpoint} as job {EvaluationJobId}")]
+    public static partial void SubmittedEvaluation(ILogger logger, Guid jobId, string checkpoint, Guid evaluationJobId);
+
+    [LoggerMessage(5308, LogLevel.Warning, "Job {JobId} could not submit the evaluation of {Checkpoint}; training goes on")]
+    public static partial void EvaluationRefused(ILogger logger, Exception exception, Guid jobId, string checkpoint);
+
+    [LoggerMessage(5309, LogLevel.Warning, "Job {JobId} skipped {Source}: {Reason}")]
+    public static partial void SkippedInput(ILogger logger, Guid jobId, string source, string reason);
+
+    [LoggerMessage(5310, LogLevel.Warning, "Job {JobId}'s data stream failed at {Position} (attempt {Attempt}); restarting it there")]
+    public static partial void DataStreamRestarting(ILogger logger, Exception exception, Guid jobId, string position, int attempt);
+
+    [LoggerMessage(5311, LogLevel.Warning, "Job {JobId} cannot resume from {Checkpoint}; trying the checkpoint before it")]
+    public static partial void UnreadableCheckpoint(ILogger logger, Exception exception, Guid jobId, string checkpoint);
+
     [LoggerMessage(5901, LogLevel.Information, "Wrote health file {Path}; refreshing it every {IntervalMs}ms")]
     public static partial void WroteHealthFile(ILogger logger, string path, long intervalMs);
 

@@ -130,7 +130,8 @@ internal static class JobsCommand
     /// the reopened partitions itself, as <c>wintok tokenize</c> would, and waits for the job to end. Partitions a dead
     /// local run still holds (its process is gone) are reopened at once, without waiting out their leases.
     /// </summary>
-    private static async Task<int> RetryAsync(string id, string? database, bool verbose, CancellationToken cancellationToken)
+    internal static async Task<int> RetryAsync(string id, string? database, bool verbose, CancellationToken cancellationToken,
+        Func<IServiceProvider, Guid, Func<CancellationToken, Task<string?>>>? detail = null)
     {
         if (database is not null && !File.Exists(database)) return ExitCodes.Usage($"results database {database} does not exist");
         database = LocalDatabases.Resolve(database);
@@ -172,7 +173,7 @@ internal static class JobsCommand
 
             ranHere = jobId;
             var progress = await services.GetRequiredService<EmbeddedJobRunner>()
-                .WaitAsync(jobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
+                .WaitAsync(jobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token, detail?.Invoke(services, jobId));
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);
 

@@ -9,8 +9,9 @@ namespace WinTok.Cli.Commands;
 /// <summary>
 /// `wintok sample FOLDER`: a demo kit that needs no download: FOLDER/images (an ImageFolder corpus of generated JPEG and
 /// PNG images in three classes, plus one corrupt file so the failure record shows) and FOLDER/random-tiny.safetensors,
-/// a tiny random-initialised checkpoint that tokenizes on a CPU in seconds. Its tokens are meaningless; the pipeline
-/// that makes them is the real one.
+/// a tiny random-initialised checkpoint that tokenizes on a CPU in seconds; and for `wintok train`, FOLDER/training (a
+/// tiny SigLIP teacher folder and DINOv2 with formula weights) and FOLDER/train.json, a configuration that trains a tiny
+/// WinTok on the images for a dozen iterations. Its tokens are meaningless; the pipelines that make them are the real ones.
 /// </summary>
 internal static class SampleCommand
 {
@@ -53,12 +54,40 @@ internal static class SampleCommand
         var written = WriteImages(images, imagesPerClass);
         var checkpoint = Path.Combine(folder, CheckpointName);
         WriteCheckpoint(checkpoint);
+        var trainConfig = WriteTrainingKit(folder);
 
         Console.WriteLine($"Wrote {written} sample images in {Classes.Length} classes, plus 1 corrupt file, to {images}");
         Console.WriteLine($"Wrote {checkpoint}: a RANDOM-INITIALISED tiny checkpoint. Its tokens are meaningless,");
         Console.WriteLine("but the pipeline that makes them (decode, preprocess, model, shards, manifest) is the real one.");
         Console.WriteLine($"Next: wintok tokenize {images} {Path.Combine(folder, "tokens")} --checkpoint {checkpoint}");
+        Console.WriteLine($"Wrote {trainConfig}: trains a tiny WinTok on the images with a formula-weight teacher and discriminator.");
+        Console.WriteLine($"Then: wintok train {trainConfig}");
         return ExitCodes.Success;
+    }
+
+    /// <summary>The training kit (teacher folder, DINOv2 weights) and train.json beside images/; returns the configuration's path.</summary>
+    public static string WriteTrainingKit(string folder, int epochs = 2, int saveEvery = 3)
+    {
+        var kit = WinTok.Training.TrainingSampleKit.Write(Path.Combine(folder, "training"));
+        var config = new Dictionary<string, object?>
+        {
+            ["train_data"] = "images",
+            ["output"] = "training-run",
+            ["teacher"] = Path.GetRelativePath(folder, kit.TeacherFolder),
+            ["dino"] = Path.GetRelativePath(folder, kit.Dino),
+            // The LPIPS of the reference is a 15-million-parameter VGG16: a demo on a CPU does without it.
+            ["lp"] = 0.0,
+        };
+        foreach (var (key, value) in kit.Architecture) config[key] = value;
+        foreach (var (key, value) in new Dictionary<string, object?>
+        {
+            ["local_bs"] = 4L, ["grad_accu"] = 2L, ["epoch"] = (long)epochs, ["warmup_ep"] = 0.25, ["disc_start_ep"] = 0.5, ["disc_warmup_ep"] = 0.25,
+            ["precision"] = "fp32", ["seed"] = 0L, ["save_every"] = (long)saveEvery, ["log_every"] = 1L,
+        })
+            config[key] = value;
+        var path = Path.Combine(folder, "train.json");
+        File.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(config, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        return path;
     }
 
     /// <summary>Writes the corpus; returns how many valid images it holds.</summary>

@@ -5,6 +5,7 @@ using WinTok.Cli.Hosting;
 using WinTok.Jobs;
 using WinTok.Jobs.Evaluate;
 using WinTok.Jobs.Tokenize;
+using WinTok.Jobs.Train;
 using WinTok.Messaging;
 using WinTok.Results;
 using WinTok.Worker.Hosting;
@@ -12,7 +13,7 @@ using WinTok.Worker.Hosting;
 namespace WinTok.Cli.Commands;
 
 /// <summary>
-/// `wintok submit tokenize|evaluate ...`: records the job in the results database (PostgreSQL from WINTOK_POSTGRES),
+/// `wintok submit tokenize|evaluate|train ...`: records the job in the results database (PostgreSQL from WINTOK_POSTGRES),
 /// plans its partitions and publishes one message each to RabbitMQ (WINTOK_RABBITMQ) for the `wintok worker`s. Checks
 /// everything first, so a rejected request records nothing. The job id is the first line of stdout, alone, for scripts.
 /// </summary>
@@ -22,7 +23,28 @@ internal static class SubmitCommand
     {
         CreateTokenize(),
         CreateEvaluate(),
+        CreateTrain(),
     };
+
+    private static Command CreateTrain()
+    {
+        var config = new Argument<string>("CONFIG") { Description = "The training configuration (JSON; see docs/training.md)." };
+        var verbose = new Option<bool>("--verbose") { Description = "Log what the submission does to stderr." };
+        var command = new Command("train", "Submit a training run: one GPU worker leases the whole run; another resumes it from its newest checkpoint if that one dies.")
+        {
+            config, verbose,
+        };
+        command.SetAction((parse, cancellationToken) =>
+        {
+            if (TrainCommand.Read(parse.GetValue(config)!) is not { } train) return Task.FromResult(ExitCodes.BadArguments);
+            return SubmitAsync(train.Output, [], parse.GetValue(verbose),
+                (services, token) => services.GetRequiredService<TrainJobSubmitter>().PlanAsync(train, token),
+                (services, plan, token) => services.GetRequiredService<TrainJobSubmitter>().SubmitAsync(plan, token),
+                (plan, job) => $"Submitted the training of {plan.Spec.MaxIterations} iterations (seed {plan.Spec.Seed}) -> {train.Output}.",
+                cancellationToken);
+        });
+        return command;
+    }
 
     private static Command CreateTokenize()
     {

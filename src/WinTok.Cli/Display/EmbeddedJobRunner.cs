@@ -23,8 +23,12 @@ internal sealed class EmbeddedJobRunner(
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Returns the job's progress once it has succeeded, failed or been cancelled.</summary>
-    public async Task<JobProgress> WaitAsync(Guid jobId, ProgressDisplay display, CancellationToken cancellationToken)
+    /// <summary>
+    /// Returns the job's progress once it has succeeded, failed or been cancelled. <paramref name="detail"/>, when given,
+    /// says more than the images done (a training run's iteration and losses) on every poll.
+    /// </summary>
+    public async Task<JobProgress> WaitAsync(Guid jobId, ProgressDisplay display, CancellationToken cancellationToken,
+        Func<CancellationToken, Task<string?>>? detail = null)
     {
         var handledDeadLetters = 0;
         return await display.RunAsync(async update =>
@@ -34,7 +38,7 @@ internal sealed class EmbeddedJobRunner(
                 // The job's own state is read without the caller's token: an interrupt must still record the cancel.
                 var job = await results.GetJobProgressAsync(jobId, CancellationToken.None)
                     ?? throw new InvalidOperationException($"Job {jobId} vanished from the results database");
-                update(new ProgressSnapshot(job, timeProvider.GetUtcNow()));
+                update(new ProgressSnapshot(job, timeProvider.GetUtcNow(), detail is null ? null : await detail(CancellationToken.None)));
                 if (IsFinished(job.Status)) return job;
 
                 if (cancellationToken.IsCancellationRequested)
@@ -83,4 +87,5 @@ internal sealed class EmbeddedJobRunner(
 }
 
 /// <summary>One poll: the job as recorded (its images done come from the workers' lease renewals and commits).</summary>
-internal sealed record ProgressSnapshot(JobProgress Job, DateTimeOffset At);
+/// <param name="Detail">What the job kind adds to the line (a training run's iteration and losses), or null.</param>
+internal sealed record ProgressSnapshot(JobProgress Job, DateTimeOffset At, string? Detail = null);

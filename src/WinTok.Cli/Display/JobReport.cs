@@ -5,6 +5,7 @@ using WinTok.Data.Corpus;
 using WinTok.Data.Shards;
 using WinTok.Jobs.Evaluate;
 using WinTok.Jobs.Tokenize;
+using WinTok.Jobs.Train;
 using WinTok.Results;
 
 namespace WinTok.Cli.Display;
@@ -26,6 +27,10 @@ internal static class JobReport
         if (record?.Kind == EvaluateJobSpec.JobKind)
         {
             await WriteEvaluationSummaryAsync(output, job, EvaluateJobSpec.FromJson(record.SpecJson), evaluations, blobService, cancellationToken);
+        }
+        else if (record?.Kind == TrainJobSpec.JobKind)
+        {
+            await WriteTrainingSummaryAsync(output, job, TrainJobSpec.FromJson(record.SpecJson), results, cancellationToken);
         }
         else
         {
@@ -79,6 +84,31 @@ internal static class JobReport
         output.WriteLine($"  metrics:   {folder.Describe("metrics.json")}");
         output.WriteLine($"  per image: {folder.Describe("per_image/")}");
         output.WriteLine($"  grid:      {folder.Describe("grid.png")}");
+    }
+
+    /// <summary>How far a training run went, its last checkpoint and losses, the evaluations it submitted.</summary>
+    private static async Task WriteTrainingSummaryAsync(TextWriter output, JobProgress job, TrainJobSpec spec, ResultsRepository results,
+        CancellationToken cancellationToken)
+    {
+        var partition = (await results.ListPartitionsAsync(job.Id, cancellationToken)).FirstOrDefault();
+        if (partition?.ResultJson is not { } json)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  trained:    about {job.ItemsDone / Math.Max(1, spec.LocalBatch):N0} of {spec.MaxIterations:N0} iterations"));
+            output.WriteLine($"  output:     {spec.Output} (the newest checkpoint there is where the run continues: wintok jobs retry {job.Id})");
+            return;
+        }
+        using var record = System.Text.Json.JsonDocument.Parse(json);
+        var root = record.RootElement;
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  trained:    {root.GetProperty("iterations").GetInt64():N0} of {spec.MaxIterations:N0} iterations, {root.GetProperty("images").GetInt64():N0} images; {job.ItemFailures} unreadable inputs skipped"));
+        output.WriteLine($"  output:     {spec.Output}");
+        output.WriteLine($"  checkpoint: {root.GetProperty("last_checkpoint").GetString()}");
+        if (root.TryGetProperty("final", out var final) && final.ValueKind == System.Text.Json.JsonValueKind.Object)
+            output.WriteLine("  losses:     " + string.Join(", ", new[] { "L1", "L2", "Lpips", "Lnll", "Lq", "Ldistill", "LvTotal", "LdTotal" }
+                .Where(name => final.TryGetProperty(name, out _))
+                .Select(name => string.Create(CultureInfo.InvariantCulture, $"{name} {final.GetProperty(name).GetDouble():G5}"))));
+        if (root.TryGetProperty("evaluations", out var evaluationJobs) && evaluationJobs.GetArrayLength() > 0)
+            output.WriteLine($"  evaluated:  {evaluationJobs.GetArrayLength()} checkpoints (jobs {string.Join(", ", evaluationJobs.EnumerateArray().Select(e => e.GetString()))})");
     }
 
     /// <summary>A byte count as people read it: KiB below a tenth of a MiB.</summary>

@@ -27,6 +27,8 @@ internal abstract class ProgressDisplay
         var job = snapshot.Job;
         var eta = rate.Eta(job) is { } remaining ? $"ETA {remaining:hh\\:mm\\:ss}" : "ETA --:--:--";
         var images = job.Items > 0 ? $"{job.ItemsDone:N0}/{job.Items:N0}" : $"{job.ItemsDone:N0}";
+        if (snapshot.Detail is { } detail)
+            return string.Create(CultureInfo.InvariantCulture, $"{detail}; {images} images, {rate.ImagesPerSecond:F1} img/s, {eta}");
         return string.Create(CultureInfo.InvariantCulture,
             $"{images} images, {rate.ImagesPerSecond:F1} img/s, {eta}, {job.ItemFailures} failed, {job.Committed + job.Failed}/{job.Partitions} parts");
     }

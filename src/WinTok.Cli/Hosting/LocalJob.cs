@@ -33,7 +33,9 @@ internal static class LocalJob
         Func<IServiceProvider, CancellationToken, Task<PlannedJob<TSpec>>> plan,
         Func<IServiceProvider, PlannedJob<TSpec>, CancellationToken, Task<SubmittedJob>> submit,
         Func<PlannedJob<TSpec>, SubmittedJob, string> describe,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<IServiceProvider, Guid, Func<CancellationToken, Task<string?>>>? detail = null,
+        Func<IServiceProvider, Guid, CancellationToken, Task>? afterward = null)
     {
         database = Path.GetFullPath(database ?? DefaultDatabase(output));
         settings["JobQueue:Transport"] = "InProcess";
@@ -69,7 +71,8 @@ internal static class LocalJob
             submitted = job.JobId;
             Console.WriteLine(describe(planned, job));
             var progress = await services.GetRequiredService<EmbeddedJobRunner>()
-                .WaitAsync(job.JobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token);
+                .WaitAsync(job.JobId, ProgressDisplay.Create(CliConsole.Create(), Console.Out), token, detail?.Invoke(services, job.JobId));
+            if (afterward is not null) await afterward(services, job.JobId, token);
             return progress.Status == JobStatus.Succeeded ? ExitCodes.Success : ExitCodes.Failed;
         }, cancellationToken);
 

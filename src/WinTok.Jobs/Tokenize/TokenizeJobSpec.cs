@@ -51,4 +51,5 @@ public sealed record TokenizeJobSpec(
     RespectNullableAnnotations = true, RespectRequiredConstructorParameters = true)]
 [JsonSerializable(typeof(TokenizeJobSpec))]
 [JsonSerializable(typeof(WinTok.Jobs.Evaluate.EvaluateJobSpec))]
+[JsonSerializable(typeof(WinTok.Jobs.Train.TrainJobSpec))]
 internal sealed partial class JobsJsonContext : JsonSerializerContext;

@@ -16,6 +16,7 @@ using WinTok.Worker.Evaluate;
 using WinTok.Worker.Partitions;
 using WinTok.Worker.Telemetry;
 using WinTok.Worker.Tokenize;
+using WinTok.Worker.Train;
 
 namespace WinTok.Worker.Hosting;
 
@@ -38,6 +39,12 @@ public static class WorkerHostExtensions
         builder.AddWorkerHeartbeat();
         queue.Handle<TokenizePartition, TokenizePartitionHandler>();
         queue.Handle<EvaluatePartition, EvaluatePartitionHandler>();
+        // One message is a whole training run: hours to days, its lease renewed all along (JobQueue:HandlerTimeouts:TrainRun).
+        queue.Handle<TrainRun, TrainRunHandler>(handlerTimeout: TimeSpan.FromDays(7));
+        // Nor may it run under the Partition pipeline's total timeout (minutes): its runner retries nothing itself, the run
+        // restarts its data stream at its position after a storage hiccup.
+        builder.Services.TryAddKeyedSingleton(TrainRunHandler.RunnerKey,
+            (services, _) => ActivatorUtilities.CreateInstance<PartitionRunner>(services, Polly.ResiliencePipeline.Empty));
         return builder;
     }
 

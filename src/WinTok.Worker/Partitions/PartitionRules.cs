@@ -66,11 +66,12 @@ internal static class PartitionRules
 
     /// <summary>
     /// Failures no retry can fix: a bad, missing or changed checkpoint, a malformed spec, outputs that contradict an
-    /// earlier attempt, an input or argument the job cannot use.
+    /// earlier attempt, an input or argument the job cannot use, a training loss that is not finite (a resume would
+    /// reach it again).
     /// </summary>
     public static bool IsPermanent(Exception e) => e is CheckpointFormatException or CheckpointMismatchException
         or CheckpointChangedException or CommitConflictException or FileNotFoundException or DirectoryNotFoundException
-        or ArgumentException or JsonException or InvalidDataException;
+        or ArgumentException or JsonException or InvalidDataException or WinTok.Training.NonFiniteLossException;
 
     public static FailureStep OnFailure(Exception e, bool isLastDelivery) =>
         IsPermanent(e) || isLastDelivery ? FailureStep.FailPartition : FailureStep.ReleaseAndRetry;

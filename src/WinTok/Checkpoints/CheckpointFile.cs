@@ -100,6 +100,45 @@ public static class CheckpointFile
     }
 
     /// <summary>
+    /// Whether a <c>torch.save</c> file holds a dict at <paramref name="stateDictPath"/> (e.g. <c>"trainer", "disc"</c>),
+    /// read from its pickle alone; false for safetensors and legacy files.
+    /// </summary>
+    public static bool HasStateDict(string path, params string[] stateDictPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var (torchFile, legacy) = OpenTorch(path);
+        using var file = torchFile;
+        if (file is null || legacy) return false;
+        using var zip = PthReader.OpenZip(path, file);
+        var (top, _) = PthReader.LoadPickle(path, zip);
+        try
+        {
+            PthReader.FollowPath(path, top, stateDictPath);
+            return true;
+        }
+        catch (CheckpointFormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Reads a whole training checkpoint in the reference layout (args, epoch, iter, the trainer's config, both
+    /// state_dicts, both optimizer states and any extra top-level entries), for resuming a run. The result owns its
+    /// tensors (CPU): dispose it.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">The file is not a <c>torch.save</c> zip or lacks <c>ckpt['trainer']</c>.</exception>
+    public static TrainingCheckpoint ReadTraining(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var (torchFile, legacy) = OpenTorch(path);
+        using var file = torchFile;
+        if (file is null || legacy)
+            throw new CheckpointFormatException(path, "a training checkpoint is a torch.save zip file; this is " + (legacy ? "a legacy torch.save file" : "not one (safetensors?)"));
+        return TrainingCheckpointReader.Read(path, file);
+    }
+
+    /// <summary>
     /// Opens <paramref name="path"/> and returns it positioned at 0 if it is a <c>torch.save</c> file (a zip, or a
     /// legacy bare pickle), or null (closed) if it must be safetensors.
     /// </summary>

@@ -35,7 +35,7 @@ internal static class PthReader
         return SelectArgs(LoadPickle(path, zip).Top);
     }
 
-    private static ZipArchive OpenZip(string path, Stream file)
+    internal static ZipArchive OpenZip(string path, Stream file)
     {
         try
         {
@@ -165,7 +165,7 @@ internal static class PthReader
     }
 
     /// <summary>Reads storage entries <c>&lt;archive&gt;/data/&lt;key&gt;</c> of the zip for <see cref="TensorMaterializer"/>.</summary>
-    private static TensorMaterializer.StorageSource ZipStorages(string path, ZipArchive zip, string prefix) => (name, reference, type) =>
+    internal static TensorMaterializer.StorageSource ZipStorages(string path, ZipArchive zip, string prefix) => (name, reference, type) =>
     {
         string entryName = prefix + "data/" + reference.Key;
         var entry = zip.GetEntry(entryName)

@@ -18,7 +18,11 @@ namespace WinTok.Checkpoints;
 /// <see cref="CheckpointFile.WritePyTorch(string, IReadOnlyDictionary{string, object})"/>'s value model, so a
 /// <see cref="ScalarType"/> becomes a dtype such as <c>torch.bfloat16</c>.</param>
 /// <param name="Model">The tokenizer's state_dict (<c>trainer['unitok']</c>).</param>
-public sealed record TrainingCheckpoint(IReadOnlyDictionary<string, object?> Args, IReadOnlyDictionary<string, Tensor> Model)
+/// <remarks>
+/// One read by <see cref="CheckpointFile.ReadTraining"/> owns its tensors: dispose it. One built around live tensors
+/// (a model's state_dict) to be written is not disposed by its writer.
+/// </remarks>
+public sealed record TrainingCheckpoint(IReadOnlyDictionary<string, object?> Args, IReadOnlyDictionary<string, Tensor> Model) : IDisposable
 {
     /// <summary>The epoch the checkpoint was taken in.</summary>
     public long Epoch { get; init; }
@@ -38,6 +42,40 @@ public sealed record TrainingCheckpoint(IReadOnlyDictionary<string, object?> Arg
     /// <summary>The discriminator's optimizer (<c>trainer['disc_optim']['optimizer']</c>), omitted when null.</summary>
     public AdamWState? DiscriminatorOptimizer { get; init; }
 
+    /// <summary>
+    /// Entries after <c>trainer</c> at the top level (the reference's loaders read only <c>args</c>, <c>epoch</c>,
+    /// <c>iter</c> and <c>trainer</c>, so extra keys do not disturb them). Values follow the writer's value model.
+    /// </summary>
+    public IReadOnlyDictionary<string, object?> Extra { get; init; } = new Dictionary<string, object?>();
+
+    /// <summary>Disposes every tensor the checkpoint holds (those of <see cref="Extra"/> included).</summary>
+    public void Dispose()
+    {
+        foreach (var tensor in Model.Values.Concat(Discriminator?.Values ?? [])) tensor.Dispose();
+        ModelOptimizer?.Dispose();
+        DiscriminatorOptimizer?.Dispose();
+        DisposeTensors(Extra);
+    }
+
+    private static void DisposeTensors(object? value)
+    {
+        switch (value)
+        {
+            case Tensor tensor:
+                tensor.Dispose();
+                break;
+            case IReadOnlyDictionary<string, Tensor> tensors:
+                foreach (var tensor in tensors.Values) tensor.Dispose();
+                break;
+            case IReadOnlyDictionary<string, object?> dict:
+                foreach (var item in dict.Values) DisposeTensors(item);
+                break;
+            case IEnumerable<object?> items:
+                foreach (var item in items) DisposeTensors(item);
+                break;
+        }
+    }
+
     internal IReadOnlyDictionary<string, object?> ToPickleTree()
     {
         // The reference trainer skips the parts it does not have, in this order.
@@ -54,13 +92,18 @@ public sealed record TrainingCheckpoint(IReadOnlyDictionary<string, object?> Arg
         {
             trainer["disc_optim"] = new Dictionary<string, object?> { ["optimizer"] = DiscriminatorOptimizer.ToPickleTree() };
         }
-        return new OrderedDictionary<string, object?>
+        var top = new OrderedDictionary<string, object?>
         {
             ["args"] = new OrderedDictValue(Args),
             ["epoch"] = Epoch,
             ["iter"] = Iteration,
             ["trainer"] = trainer,
         };
+        foreach (var (key, value) in Extra)
+        {
+            if (!top.TryAdd(key, value)) throw new ArgumentException($"The extra top-level key '{key}' is one of the reference layout's own keys");
+        }
+        return top;
     }
 }
 
@@ -72,8 +115,20 @@ public sealed record TrainingCheckpoint(IReadOnlyDictionary<string, object?> Arg
 /// </summary>
 /// <param name="State">Per parameter index, the moments of every parameter that has taken a step.</param>
 /// <param name="ParamGroups">The groups; together their <see cref="AdamWParamGroup.Params"/> list each index once.</param>
-public sealed record AdamWState(IReadOnlyDictionary<int, AdamWParamState> State, IReadOnlyList<AdamWParamGroup> ParamGroups)
+public sealed record AdamWState(IReadOnlyDictionary<int, AdamWParamState> State, IReadOnlyList<AdamWParamGroup> ParamGroups) : IDisposable
 {
+    /// <summary>Disposes the moments' tensors.</summary>
+    public void Dispose()
+    {
+        foreach (var moments in State.Values)
+        {
+            moments.Step.Dispose();
+            moments.ExpAvg.Dispose();
+            moments.ExpAvgSq.Dispose();
+            moments.MaxExpAvgSq?.Dispose();
+        }
+    }
+
     internal IReadOnlyDictionary<string, object?> ToPickleTree()
     {
         var owners = new Dictionary<int, int>();

@@ -95,14 +95,20 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    /// <summary>Copies of the moments of every parameter that has been stepped, by parameter name.</summary>
-    public IReadOnlyDictionary<string, AdamMoments> CaptureState()
+    /// <summary>
+    /// Copies of the moments of every parameter that has been stepped, by parameter name, on the parameters' device or
+    /// on <paramref name="device"/> (each moment copied straight there, so no second device copy of the state exists).
+    /// </summary>
+    public IReadOnlyDictionary<string, AdamMoments> CaptureState(Device? device = null)
     {
         using var noGrad = no_grad();
+        static Tensor Copy(Tensor moment, Device? device) =>
+            (device is null || (moment.device_type == device.type && moment.device_index == device.index) ? moment.detach().clone() : moment.detach().to(device))
+            .DetachFromDisposeScope();
         var result = new Dictionary<string, AdamMoments>();
         foreach (var (name, parameter) in Parameters)
             if (state.TryGetValue(parameter, out var moments))
-                result[name] = new AdamMoments(moments.Step, moments.ExpAvg.detach().clone().DetachFromDisposeScope(), moments.ExpAvgSq.detach().clone().DetachFromDisposeScope());
+                result[name] = new AdamMoments(moments.Step, Copy(moments.ExpAvg, device), Copy(moments.ExpAvgSq, device));
         return result;
     }
 

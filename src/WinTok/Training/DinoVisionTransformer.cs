@@ -30,6 +30,31 @@ public sealed record DinoConfig(
     /// <summary>DINOv2 ViT-S/14, the reference discriminator's backbone (<c>vit_small</c>).</summary>
     public static DinoConfig ViTSmall14 { get; } = new();
 
+    /// <summary>
+    /// The shape a DINOv2 state dict (e.g. <c>dinov2_vits14_pretrain.pth</c>) has: width from <c>cls_token</c>, depth from
+    /// the blocks, patch from <c>patch_embed.proj.weight</c>, the position grid from <c>pos_embed</c>, the MLP ratio from
+    /// <c>fc1</c>. Shapes do not tell the head count: <paramref name="heads"/>, else DINOv2's 64-wide heads (ViT-S 6,
+    /// B 12, L 16, g 24).
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor the shape is read from is missing or misshaped; names it.</exception>
+    public static DinoConfig Infer(IReadOnlyDictionary<string, Tensor> stateDict, int? heads = null)
+    {
+        ArgumentNullException.ThrowIfNull(stateDict);
+        Tensor Get(string key, int dims) => stateDict.TryGetValue(key, out var t) && t.dim() == dims ? t
+            : throw new ArgumentException($"The DINOv2 weights have no {dims}-d '{key}' to read the backbone's shape from");
+        var embed = (int)Get("cls_token", 3).shape[2];
+        var patch = (int)Get("patch_embed.proj.weight", 4).shape[2];
+        var tokens = Get("pos_embed", 3).shape[1] - 1;
+        var grid = (int)Math.Round(Math.Sqrt(tokens));
+        if (grid * grid != tokens) throw new ArgumentException($"The DINOv2 pos_embed has {tokens} patch positions, not a square grid");
+        var depth = 0;
+        while (stateDict.ContainsKey($"blocks.{depth}.norm1.weight")) depth++;
+        var hidden = Get("blocks.0.mlp.fc1.weight", 2).shape[0];
+        var config = new DinoConfig(embed, depth, heads ?? Math.Max(1, embed / 64), (double)hidden / embed, patch, grid * patch);
+        config.Validate();
+        return config;
+    }
+
     public int PositionGrid => ImageSize / PatchSize;
 
     public int MlpHidden => (int)(EmbedDim * MlpRatio);

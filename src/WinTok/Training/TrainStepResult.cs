@@ -97,4 +97,28 @@ public sealed record TrainStepResult
 
     /// <summary>The quantizer's ids of this batch, (B, K, L) flattened row-major: an argmax flip shows here first.</summary>
     public required long[] PixelTokenIds { get; init; }
+
+    /// <summary>
+    /// The iteration's losses, rates and norms by name, for logs and dashboards: every term that ran, the first
+    /// (decayed) group's learning rate of each model (<c>lr</c>, <c>disc_lr</c>) and the gradient norms of stepping
+    /// iterations. Terms that did not run are absent.
+    /// </summary>
+    public IReadOnlyDictionary<string, double> Scalars()
+    {
+        var values = new Dictionary<string, double>
+        {
+            ["L1"] = L1, ["L2"] = L2, ["Lnll"] = Lnll, ["Lq"] = Lq, ["Le"] = Le, ["Ldistill"] = Ldistill, ["LvTotal"] = LvTotal,
+            ["CodebookUsage"] = CodebookUsage, ["lr"] = GeneratorLearningRates[0],
+        };
+        foreach (var (name, value) in new (string, double?)[]
+        {
+            ("Lpips", Lpips), ("Lg", Lg), ("WeiG", WeiG), ("DHingeReal", DHingeReal), ("DHingeFake", DHingeFake), ("LecamReg", LecamReg),
+            ("Lbcr", Lbcr), ("LdTotal", LdTotal), ("AccReal", AccReal), ("AccFake", AccFake), ("GeneratorGradNorm", GeneratorGradNorm),
+            ("DiscriminatorGradNorm", DiscriminatorGradNorm), ("disc_lr", DiscriminatorLearningRates?[0]),
+        })
+        {
+            if (value is { } v) values[name] = v;
+        }
+        return values;
+    }
 }

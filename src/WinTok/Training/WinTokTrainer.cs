@@ -211,14 +211,7 @@ public sealed class WinTokTrainer : IDisposable
         using var noGrad = no_grad();
         static Dictionary<string, Tensor> Copy(IEnumerable<(string Name, Tensor Tensor)> tensors) =>
             tensors.ToDictionary(t => t.Name, t => t.Tensor.detach().cpu().clone().DetachFromDisposeScope());
-        static Dictionary<string, AdamMoments> Moments(AdamW optimizer)
-        {
-            var captured = optimizer.CaptureState();
-            var result = captured.ToDictionary(m => m.Key, m => new AdamMoments(m.Value.Step,
-                m.Value.ExpAvg.cpu().clone().DetachFromDisposeScope(), m.Value.ExpAvgSq.cpu().clone().DetachFromDisposeScope()));
-            foreach (var m in captured.Values) m.Dispose();
-            return result;
-        }
+        static IReadOnlyDictionary<string, AdamMoments> Moments(AdamW optimizer) => optimizer.CaptureState(CPU);
         static IEnumerable<(string, Tensor)> Gradients(IEnumerable<(string Name, Parameter Parameter)> parameters)
         {
             foreach (var (name, parameter) in parameters)
