@@ -112,6 +112,8 @@ for s in "${steps[@]}"; do
     checks)     # small checks other engineers prepared, when present
       if [ -f tests/fixtures-tools/make_lpips_fixture.py ]; then
         ref=$("${py[@]}" -c "import sys; sys.path.insert(0, '$here'); import refbench; print(refbench.find_ref())")
+        # the session leaves tests/fixtures/metrics behind (size limit): .gpu/lpips holds the slice the script reads
+        [ -f "$gpu/lpips/metrics.io.safetensors" ] && export WINTOK_METRICS_IO="$gpu/lpips/metrics.io.safetensors"
         run lpips-fixture $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/make_lpips_fixture.py "$ref/PerceptualSimilarity" "$out/metrics-lpips"
       else
         echo "STEP name=lpips-fixture status=skipped reason=tests/fixtures-tools/make_lpips_fixture.py_absent"
@@ -123,6 +125,15 @@ for s in "${steps[@]}"; do
         JSIMD_FORCENONE=1 run corrupt-jpeg-verdicts $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/make_corrupt_jpegs.py --verdicts-only --out /tmp/corrupt-jpeg
         cp /tmp/corrupt-jpeg/index.json /tmp/corrupt-jpeg/expected.safetensors "$out/corrupt-jpeg/" 2>/dev/null
         "${py[@]}" -c "import PIL; print('PILLOW', PIL.__version__)"
+      fi
+      # a training run's checkpoint of `wintok train` (the sample kit), read by the reference's own classes and loaders
+      kit="$gpu/train-check"
+      if [ -f tests/fixtures-tools/check_training_checkpoint_in_reference.py ] && [ -f "$kit/ckpt-last.pth" ]; then
+        ref=$("${py[@]}" -c "import sys; sys.path.insert(0, '$here'); import refbench; print(refbench.find_ref())")
+        run training-checkpoint-check $LIMIT_SMALL "${py[@]}" tests/fixtures-tools/check_training_checkpoint_in_reference.py \
+          --ref "$ref/WinTok" --checkpoint "$kit/ckpt-last.pth" --teacher "$kit/siglip-tiny" --dino "$kit/dinov2-tiny.safetensors"
+      else
+        echo "STEP name=training-checkpoint-check status=skipped reason=no_train-check_kit_or_script"
       fi
       sample="$gpu/checkpoint-sample/wintok-sample.pth"
       if [ -f tests/fixtures-tools/check_written_checkpoint.py ] && [ -f "$sample" ]; then

@@ -71,7 +71,8 @@ def formula_state(named_tensors):
     return result, order
 
 
-metrics = load_file(os.path.join(REPO, 'tests', 'fixtures', 'metrics', 'metrics.io.safetensors'))
+# WINTOK_METRICS_IO: a copy holding at least images_u8 and reconstructions (the GPU session carries a slice of it)
+metrics = load_file(os.environ.get('WINTOK_METRICS_IO') or os.path.join(REPO, 'tests', 'fixtures', 'metrics', 'metrics.io.safetensors'))
 images_u8, rec = metrics['images_u8'], metrics['reconstructions']
 x = images_u8.float() / 255 * 2 - 1          # the metrics fixture's own conversion (its generate.py)
 

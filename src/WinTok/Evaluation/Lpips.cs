@@ -48,8 +48,8 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
     private readonly LpipsBackbone net;
     private readonly ModuleList<LpipsHead> lins;
     // The buffers' names: shift (1, 3, 1, 1) and scaleFactor (1, 3, 1, 1), 1/scale (training: multiplied) or scale (pip:
-    // divided by). Read through get_buffer, not kept in fields: .to(device) registers moved copies, and a field would
-    // still hold the CPU original.
+    // divided by). TorchSharp 0.107's .to(device) skips non-persistent buffers (named_buffers leaves them out), so they
+    // stay on the CPU and follow the input at each call (three numbers each).
     private const string ShiftBuffer = "shift";
     private const string ScaleFactorBuffer = "scaleFactor";
 
@@ -124,8 +124,8 @@ public sealed class Lpips : nn.Module<Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         long batch = x.shape[0];
         // One backbone pass over both batches; per-image results depend on the batching only through convolution round-off.
-        var shift = get_buffer(ShiftBuffer)!;
-        var scaleFactor = get_buffer(ScaleFactorBuffer)!;
+        var shift = get_buffer(ShiftBuffer)!.to(x.device);
+        var scaleFactor = get_buffer(ScaleFactorBuffer)!.to(x.device);
         var both = cat([x, y]).sub(shift);                                   // (2B, 3, H, W)
         both = Variant == LpipsVariant.TrainingVgg ? both.mul(scaleFactor) : both.div(scaleFactor);
         var taps = net.call(both);
