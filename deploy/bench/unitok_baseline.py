@@ -32,6 +32,8 @@ ap.add_argument('--modes', default='bf16', help='comma-separated: bf16 (autocast
 ap.add_argument('--agreement', action='store_true')
 ap.add_argument('--tiny', action='store_true', help='dry run: the tiny ViTamin of tests/fixtures/unitok at 48 px')
 ap.add_argument('--device', default=None)
+ap.add_argument('--profile', action='store_true',
+                help='after timing: where one bf16 tokenize and one round trip spend GPU time (modules and kernels)')
 a = ap.parse_args()
 
 ref = refbench.find_ref(a.ref)
@@ -132,3 +134,43 @@ if a.agreement:
 if device.type == 'cuda':
     emit('unitok', what='memory', max_allocated_mib=torch.cuda.max_memory_allocated() / 2 ** 20,
          max_reserved_mib=torch.cuda.max_memory_reserved() / 2 ** 20)
+
+if a.profile and device.type == 'cuda':
+    # Where the reference's time goes, to know what a faster path must beat: CUDA-event time per top-level part
+    # (forward hooks), then torch.profiler's kernels by total GPU time.
+    parts = {'encoder.patch_embed': model.encoder.patch_embed, 'encoder.blocks': model.encoder.blocks,
+             'encoder.norm': model.encoder.norm, 'quant_proj': model.quant_proj, 'quantizer': model.quantizer,
+             'post_quant_proj': model.post_quant_proj, 'decoder.blocks': model.decoder.blocks}
+    for name, child in model.decoder.named_children():
+        if name.startswith('up_conv') or name in ('conv_out', 'norm'):
+            parts['decoder.' + name] = child
+    spent = {name: 0.0 for name in parts}
+    marks = {}
+
+    def hooks(name, module):
+        def before(_m, _i):
+            marks[name] = torch.cuda.Event(enable_timing=True)
+            marks[name].record()
+
+        def after(_m, _i, _o):
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            torch.cuda.synchronize()
+            spent[name] += marks[name].elapsed_time(end)
+        module.register_forward_pre_hook(before)
+        module.register_forward_hook(after)
+
+    for name, module in parts.items():
+        hooks(name, module)
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        model.idx_to_img(model.img_to_idx(x))
+        spent = {name: 0.0 for name in parts}
+        model.idx_to_img(model.img_to_idx(x))
+    for name, ms in spent.items():
+        emit('unitok', what='profile_part', part=name, ms=ms)
+    from torch.profiler import profile, ProfilerActivity
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            model.img_to_idx(x)
+            torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by='cuda_time_total', row_limit=30, max_name_column_width=90))

@@ -54,9 +54,9 @@ internal static class BenchTokenizeCommand
     private static int RunUniTok(bool tiny, int batch, string modes, int iters, string? checkpoint, string deviceName, bool agreement)
     {
         var chosen = modes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (chosen.Length == 0 || chosen.Any(m => m is not ("bf16" or "bf16-torch" or "tf32" or "fp32")))
+        if (chosen.Length == 0 || chosen.Any(m => m is not ("bf16" or "bf16-noconv" or "bf16-torch" or "tf32" or "fp32")))
         {
-            Console.Error.WriteLine($"Unknown modes '{modes}'; choose from bf16, bf16-torch, tf32, fp32");
+            Console.Error.WriteLine($"Unknown modes '{modes}'; choose from bf16, bf16-noconv (without the convolution rewrites), bf16-torch, tf32, fp32");
             return 2;
         }
         var device = new Device(deviceName);
@@ -68,7 +68,12 @@ internal static class BenchTokenizeCommand
         {
             backends.cuda.matmul.allow_tf32 = mode == "tf32";
             backends.cudnn.allow_tf32 = mode == "tf32";
-            var paths = mode == "bf16-torch" ? CudaFastPaths.None : CudaFastPaths.All;
+            var paths = mode switch
+            {
+                "bf16-torch" => CudaFastPaths.None,
+                "bf16-noconv" => CudaFastPaths.All with { Convolutions = false },
+                _ => CudaFastPaths.All,
+            };
             using var model = BenchModels.Clone(weights, device, mode.StartsWith("bf16", StringComparison.Ordinal) ? ScalarType.BFloat16 : ScalarType.Float32, paths);
             using var input = rand([batch, 3, config.ImgSize, config.ImgSize], device: device) * 2 - 1;
             ReportUniTok("tokenize", mode, config, batch, BenchModels.Time(device, iters, () => model.ImageToIndices(input).Dispose()), batch * iters);
@@ -83,16 +88,25 @@ internal static class BenchTokenizeCommand
         if (!agreement) return 0;
         backends.cuda.matmul.allow_tf32 = false;
         backends.cudnn.allow_tf32 = false;
-        using var fp32 = BenchModels.Clone(weights, device, ScalarType.Float32, CudaFastPaths.All);
-        using var bf16 = BenchModels.Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.All);
+        // The float32 reference runs torch's ops as the modules are written (no rewrites), with TF32 off.
+        using var fp32 = BenchModels.Clone(weights, device, ScalarType.Float32, CudaFastPaths.None);
         using var inference = inference_mode();
         using var agreementScope = NewDisposeScope();
         var images = rand([batch, 3, config.ImgSize, config.ImgSize], device: device) * 2 - 1;
         var reference = fp32.ImageToIndices(images);
-        Report("bf16", reference, bf16.ImageToIndices(images), batch);
-        if (device.type != DeviceType.CUDA) return 0;
-        using var bf16Torch = BenchModels.Clone(weights, device, ScalarType.BFloat16, CudaFastPaths.None);
-        Report("bf16-torch", reference, bf16Torch.ImageToIndices(images), batch);
+        var decoded = fp32.IndicesToImage(reference).clamp(-1, 1);
+        var variants = device.type == DeviceType.CUDA
+            ? new[] { ("bf16", CudaFastPaths.All), ("bf16-noconv", CudaFastPaths.All with { Convolutions = false }), ("bf16-torch", CudaFastPaths.None) }
+            : [("bf16", CudaFastPaths.All)];
+        foreach (var (name, paths) in variants)
+        {
+            using var bf16 = BenchModels.Clone(weights, device, ScalarType.BFloat16, paths);
+            Report(name, reference, bf16.ImageToIndices(images), batch);
+            // The decoder on the float32 path's ids: how far each bf16 variant's pixels are from float32's.
+            var difference = (bf16.IndicesToImage(reference).clamp(-1, 1) - decoded).abs();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"WINTOK bf16_decode mode={name} mean_abs_vs_fp32={difference.mean().item<float>():E3} max_abs_vs_fp32={difference.max().item<float>():E3} batch={batch}"));
+        }
         return 0;
     }
 

@@ -74,7 +74,7 @@ public static class WorkerHostExtensions
         {
             var options = services.GetRequiredService<IOptions<ModelOptions>>().Value;
             var settings = new ModelThreadSettings(options.Device, options.BatchSize,
-                new CudaFastPaths(options.CublasLt, options.FusedLayerNorm, options.FusedCodeSearch));
+                new CudaFastPaths(options.CublasLt, options.FusedLayerNorm, options.FusedCodeSearch, options.ConvolutionRewrites));
             return new ModelThread(settings, services.GetRequiredService<ILogger<ModelThread>>());
         });
         builder.AddCheckpointInspector();

@@ -59,6 +59,9 @@ internal sealed class ModelOptions
 
     /// <summary>Our fused nearest-code search kernel. <value>true</value></summary>
     public bool FusedCodeSearch { get; set; } = true;
+
+    /// <summary>UniTok's convolution stages rewritten for bf16 inference (NHWC, GEMMs, fused depthwise, sub-pixel upsampling). <value>true</value></summary>
+    public bool ConvolutionRewrites { get; set; } = true;
 }
 
 [OptionsValidator]

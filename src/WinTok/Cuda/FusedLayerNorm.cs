@@ -24,10 +24,15 @@ internal sealed unsafe class FusedLayerNorm
             if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
             return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
         }
+        // Exact (erf) GELU of the bf16-rounded norm output, as torch applies F.gelu to the bf16 tensor layer_norm made.
+        __device__ __forceinline__ float exact_gelu(float x) {
+            x = __uint_as_float(bf16(x) << 16);
+            return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+        }
         #define CHUNKS 8
         extern "C" __global__ void __launch_bounds__(128) layer_norm_bf16(
             const uint4* __restrict__ x, const uint4* __restrict__ weight, const uint4* __restrict__ bias,
-            uint4* __restrict__ y, int rows, int vectors, float width, float eps)
+            uint4* __restrict__ y, int rows, int vectors, float width, float eps, int gelu)
         {
             const int row = blockIdx.x * 4 + (threadIdx.x >> 5);
             const int lane = threadIdx.x & 31;
@@ -70,8 +75,9 @@ internal sealed unsafe class FusedLayerNorm
                     unsigned int r[4];
                     #pragma unroll
                     for (int j = 0; j < 4; j++) {
-                        const float a = ((v[i][2 * j] - mean) * rstd) * lo(gw[j]) + lo(bw[j]);
-                        const float e = ((v[i][2 * j + 1] - mean) * rstd) * hi(gw[j]) + hi(bw[j]);
+                        float a = ((v[i][2 * j] - mean) * rstd) * lo(gw[j]) + lo(bw[j]);
+                        float e = ((v[i][2 * j + 1] - mean) * rstd) * hi(gw[j]) + hi(bw[j]);
+                        if (gelu) { a = exact_gelu(a); e = exact_gelu(e); }
                         r[j] = bf16(a) | (bf16(e) << 16);
                     }
                     out[c] = make_uint4(r[0], r[1], r[2], r[3]);
@@ -90,7 +96,8 @@ internal sealed unsafe class FusedLayerNorm
 
     public static string? UnavailableReason { get; private set; }
 
-    public bool TryForward(Tensor x, Tensor weight, Tensor bias, double eps, out Tensor output)
+    /// <summary>LayerNorm over the last dimension of <paramref name="x"/>; with <paramref name="gelu"/>, exact GELU after it.</summary>
+    public bool TryForward(Tensor x, Tensor weight, Tensor bias, double eps, out Tensor output, bool gelu = false)
     {
         output = null!;
         var width = x.shape[^1];
@@ -111,7 +118,8 @@ internal sealed unsafe class FusedLayerNorm
         var vectors = (int)(width / 8);
         var widthF = (float)width;
         var epsF = (float)eps;
-        void** arguments = stackalloc void*[] { &px, &pw, &pb, &py, &rows, &vectors, &widthF, &epsF };
+        var withGelu = gelu ? 1 : 0;
+        void** arguments = stackalloc void*[] { &px, &pw, &pb, &py, &rows, &vectors, &widthF, &epsF, &withGelu };
         CudaKernels.Launch(kernel, (uint)((rows + RowsPerBlock - 1) / RowsPerBlock), 1, RowsPerBlock * 32, arguments);
         output = y;
         return true;

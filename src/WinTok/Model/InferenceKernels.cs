@@ -13,10 +13,13 @@ namespace WinTok.Model;
 /// <param name="CublasLt">Linear layers as one cuBLASLt call with bias, tanh-GELU and residual in the epilogue.</param>
 /// <param name="LayerNorm">A one-pass bf16 LayerNorm kernel.</param>
 /// <param name="CodeSearch">The quantizer's nearest-code search as one kernel.</param>
-public sealed record CudaFastPaths(bool CublasLt = true, bool LayerNorm = true, bool CodeSearch = true)
+/// <param name="Convolutions">UniTok's convolution stages rewritten for speed: NHWC maps, 1x1 convolutions as GEMMs
+/// (bias and shortcut in the epilogue), depthwise 3x3 + bias + GELU as one kernel, nearest x2 upsampling + 3x3
+/// convolution as one sub-pixel convolution with 2x2 kernels (2.25x fewer FLOPs).</param>
+public sealed record CudaFastPaths(bool CublasLt = true, bool LayerNorm = true, bool CodeSearch = true, bool Convolutions = true)
 {
     public static CudaFastPaths All { get; } = new();
-    public static CudaFastPaths None { get; } = new(false, false, false);
+    public static CudaFastPaths None { get; } = new(false, false, false, false);
 }
 
 /// <summary>
@@ -26,15 +29,26 @@ public sealed record CudaFastPaths(bool CublasLt = true, bool LayerNorm = true, 
 /// </summary>
 public sealed class InferenceKernels
 {
-    private InferenceKernels(CublasLtLinear? linear, FusedLayerNorm? layerNorm, FusedCodeSearch? codeSearch) =>
-        (Linear, LayerNorm, CodeSearch) = (linear, layerNorm, codeSearch);
+    private InferenceKernels(CublasLtLinear? linear, FusedLayerNorm? layerNorm, FusedCodeSearch? codeSearch,
+        FusedDepthwiseConv? depthwise = null, bool rewriteConvolutions = false) =>
+        (Linear, LayerNorm, CodeSearch, Depthwise, RewriteConvolutions) = (linear, layerNorm, codeSearch, depthwise, rewriteConvolutions);
 
     /// <summary>torch's ops everywhere.</summary>
     public static InferenceKernels Torch { get; } = new(null, null, null);
 
+    /// <summary>
+    /// torch's ops, with the convolution rewrites that need no kernel of ours (NHWC maps, 1x1 convolutions as GEMMs,
+    /// sub-pixel upsampling convolutions): lets the CPU tests check those rewrites against the plain modules.
+    /// </summary>
+    internal static InferenceKernels TorchWithConvolutionRewrites { get; } = new(null, null, null, null, rewriteConvolutions: true);
+
     internal CublasLtLinear? Linear { get; }
     internal FusedLayerNorm? LayerNorm { get; }
     internal FusedCodeSearch? CodeSearch { get; }
+    internal FusedDepthwiseConv? Depthwise { get; }
+
+    /// <summary>Whether UniTok's convolution stages take the rewritten forms (<see cref="CudaFastPaths.Convolutions"/>).</summary>
+    internal bool RewriteConvolutions { get; }
 
     /// <summary>
     /// The kernels for <paramref name="device"/>: our CUDA paths that <paramref name="paths"/> allows and that could be
@@ -46,7 +60,9 @@ public sealed class InferenceKernels
         return new InferenceKernels(
             paths.CublasLt ? CublasLtLinear.Shared : null,
             paths.LayerNorm ? FusedLayerNorm.Shared : null,
-            paths.CodeSearch ? FusedCodeSearch.Shared : null);
+            paths.CodeSearch ? FusedCodeSearch.Shared : null,
+            paths.Convolutions ? FusedDepthwiseConv.Shared : null,
+            paths.Convolutions);
     }
 
     /// <summary>One line per path: in use, off, or unavailable and why (for logs and benchmark reports).</summary>
@@ -55,6 +71,8 @@ public sealed class InferenceKernels
         yield return $"cublaslt_linear {(Linear is null ? "off or unavailable" : "in use")}";
         yield return $"fused_layer_norm {(LayerNorm is null ? "off or unavailable" + (FusedLayerNorm.UnavailableReason is { } a ? ": " + a : "") : "in use")}";
         yield return $"fused_code_search {(CodeSearch is null ? "off or unavailable" + (FusedCodeSearch.UnavailableReason is { } b ? ": " + b : "") : "in use")}";
+        yield return $"convolution_rewrites {(RewriteConvolutions ? "in use" : "off")}";
+        yield return $"fused_depthwise_conv {(Depthwise is null ? "off or unavailable" + (FusedDepthwiseConv.UnavailableReason is { } c ? ": " + c : "") : "in use")}";
         foreach (var plan in Linear?.DescribePlans() ?? []) yield return $"cublaslt_plan {plan}";
     }
 }

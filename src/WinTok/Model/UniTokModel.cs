@@ -170,12 +170,13 @@ public sealed record UniTokConfig(
 /// LayerNorm over the channels of an NCHW map, optionally followed by exact GELU (timm <c>LayerNorm2d</c> and
 /// <c>LayerNormAct2d</c>): permute to NHWC, normalise the last dimension, permute back.
 /// </summary>
-internal sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
+internal sealed class LayerNorm2d : nn.Module<Tensor, Tensor>, IInferenceModule
 {
     private readonly Parameter weight;
     private readonly Parameter bias;
     private readonly double eps;
     private readonly bool gelu;
+    private InferenceKernels kernels = InferenceKernels.Torch;
 
     public LayerNorm2d(int channels, bool gelu, double eps = 1e-6) : base(nameof(LayerNorm2d))
     {
@@ -185,11 +186,68 @@ internal sealed class LayerNorm2d : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public void PrepareForInference(InferenceKernels kernels) => this.kernels = kernels;
+
+    public void ResetForTraining() => kernels = InferenceKernels.Torch;
+
     public override Tensor forward(Tensor x) // (B, C, H, W) -> (B, C, H, W)
     {
         using var scope = NewDisposeScope();
+        // On an NHWC map the permuted view is contiguous: our kernel normalises it in place of torch's, GELU included.
+        if (kernels.LayerNorm is { } fused && fused.TryForward(x.permute(0, 2, 3, 1), weight, bias, eps, out var normed, gelu))
+            return normed.permute(0, 3, 1, 2).MoveToOuterDisposeScope();
         var y = F.layer_norm(x.permute(0, 2, 3, 1), [weight.shape[0]], weight, bias, eps).permute(0, 3, 1, 2);
         return (gelu ? F.gelu(y) : y).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// The rewritten forms UniTok's convolution stages take at inference when <see cref="InferenceKernels.RewriteConvolutions"/>
+/// is set: maps in NHWC order (channels_last strides on NCHW shapes, as torch's channels_last), where a 1x1 convolution
+/// is a GEMM over pixel rows and cuDNN picks its NHWC kernels.
+/// </summary>
+internal static class Nhwc
+{
+    /// <summary>Whether <paramref name="x"/> (N, C, H, W) is laid out NHWC, so its (N, H, W, C) permutation is contiguous.</summary>
+    public static bool Is(Tensor x)
+    {
+        using var rows = x.permute(0, 2, 3, 1);
+        return rows.is_contiguous();
+    }
+
+    /// <summary><paramref name="x"/> (N, C, H, W) laid out NHWC (a copy unless it already is).</summary>
+    public static Tensor From(Tensor x) => Is(x) ? x.alias() : x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+
+    /// <summary>
+    /// A 1x1 convolution of <paramref name="rows"/> (N, H, W, Cin) as the linear layer it is: (N, H, W, Cout), the bias
+    /// and an optional NHWC <paramref name="residual"/> added in the GEMM's epilogue where cuBLASLt serves.
+    /// </summary>
+    public static Tensor Pointwise(Conv2d conv, Tensor rows, InferenceKernels kernels, Tensor? residual = null)
+    {
+        using var scope = NewDisposeScope();
+        var weight = conv.weight!;
+        return Dense.Forward(rows, weight.view(weight.shape[0], weight.shape[1]), conv.bias, kernels, residual).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A depthwise 3x3 convolution (padding 1) of <paramref name="rows"/> (N, H, W, C), then exact GELU: our one kernel
+    /// where it serves, else the module and torch's GELU. Returns (N, H', W', C).
+    /// </summary>
+    public static Tensor DepthwiseGelu(Conv2d conv, Tensor? tapMajorWeight, Tensor rows, int stride, InferenceKernels kernels)
+    {
+        using var scope = NewDisposeScope();
+        if (kernels.Depthwise is { } fused && tapMajorWeight is not null
+            && fused.TryForward(rows, tapMajorWeight, conv.bias!, stride, gelu: true, out var y))
+            return y.MoveToOuterDisposeScope();
+        return F.gelu(conv.call(rows.permute(0, 3, 1, 2))).permute(0, 2, 3, 1).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The tap-major copy of a depthwise weight our kernel reads, or null where the kernel is not in use.</summary>
+    public static Tensor? TapMajor(Conv2d conv, InferenceKernels kernels)
+    {
+        if (kernels.Depthwise is null) return null;
+        using var noGrad = no_grad();
+        return Cuda.FusedDepthwiseConv.TapMajor(conv.weight!).DetachFromDisposeScope();
     }
 }
 
@@ -239,13 +297,16 @@ internal sealed class Downsample2d : nn.Module<Tensor, Tensor>
 /// Pre-norm inverted-bottleneck conv block (reference <c>MbConvLNBlock</c>): LayerNorm2d, 1x1 expand x4, GELU,
 /// depthwise 3x3 (strided in a stage's first block), GELU, 1x1 back, plus the shortcut.
 /// </summary>
-internal sealed class MbConvLNBlock : nn.Module<Tensor, Tensor>
+internal sealed class MbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceModule
 {
     private readonly nn.Module<Tensor, Tensor> shortcut;
     private readonly LayerNorm2d pre_norm;
     private readonly Conv2d conv1_1x1;
     private readonly Conv2d conv2_kxk;
     private readonly Conv2d conv3_1x1;
+    private readonly int stride;
+    private InferenceKernels kernels = InferenceKernels.Torch;
+    private Tensor? tapMajor; // conv2_kxk's weight as our depthwise kernel reads it; a plain field, never in the state_dict
 
     public MbConvLNBlock(int inChannels, int outChannels, int stride) : base(nameof(MbConvLNBlock))
     {
@@ -257,12 +318,34 @@ internal sealed class MbConvLNBlock : nn.Module<Tensor, Tensor>
         conv1_1x1 = nn.Conv2d(inChannels, mid, 1);
         conv2_kxk = nn.Conv2d(mid, mid, 3, stride: stride, padding: 1, groups: mid);
         conv3_1x1 = nn.Conv2d(mid, outChannels, 1);
+        this.stride = stride;
         RegisterComponents();
+    }
+
+    public void PrepareForInference(InferenceKernels kernels)
+    {
+        ResetForTraining();
+        this.kernels = kernels;
+        if (kernels.RewriteConvolutions) tapMajor = Nhwc.TapMajor(conv2_kxk, kernels);
+    }
+
+    public void ResetForTraining()
+    {
+        tapMajor?.Dispose();
+        tapMajor = null;
+        kernels = InferenceKernels.Torch;
     }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        if (kernels.RewriteConvolutions && Nhwc.Is(x))
+        {
+            var rows = pre_norm.call(x).permute(0, 2, 3, 1);                                   // (N, H, W, Cin)
+            var mid = Nhwc.DepthwiseGelu(conv2_kxk, tapMajor, F.gelu(Nhwc.Pointwise(conv1_1x1, rows, kernels)), stride, kernels);
+            var skip = shortcut.call(x).permute(0, 2, 3, 1);
+            return Nhwc.Pointwise(conv3_1x1, mid, kernels, skip).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        }
         var y = F.gelu(conv1_1x1.call(pre_norm.call(x)));
         y = F.gelu(conv2_kxk.call(y));
         return (conv3_1x1.call(y) + shortcut.call(x)).MoveToOuterDisposeScope();
@@ -325,9 +408,10 @@ internal sealed class MbConvStages : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The conv stages as the ViT's patch embedding: feature map to tokens, row-major (reference <c>HybridEmbed</c>, patch 1, no projection).</summary>
-internal sealed class HybridEmbed : nn.Module<Tensor, Tensor>
+internal sealed class HybridEmbed : nn.Module<Tensor, Tensor>, IInferenceModule
 {
     private readonly MbConvStages backbone;
+    private bool nhwc;
 
     public HybridEmbed(ViTaminShape shape) : base(nameof(HybridEmbed))
     {
@@ -335,10 +419,15 @@ internal sealed class HybridEmbed : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public void PrepareForInference(InferenceKernels kernels) => nhwc = kernels.RewriteConvolutions;
+
+    public void ResetForTraining() => nhwc = false;
+
     public override Tensor forward(Tensor x) // (B, 3, H, W) -> (B, L, D)
     {
         using var scope = NewDisposeScope();
-        return backbone.call(x).flatten(2).transpose(1, 2).MoveToOuterDisposeScope();
+        // NHWC from the first convolution on: every later op keeps the layout (cuDNN's outputs follow their input's).
+        return backbone.call(nhwc ? Nhwc.From(x) : x).flatten(2).transpose(1, 2).MoveToOuterDisposeScope();
     }
 }
 
@@ -460,9 +549,10 @@ internal sealed class ViTaminEncoder : nn.Module<Tensor, Tensor>, IInferenceModu
 }
 
 /// <summary>Nearest-neighbour x2 upsampling, then a 3x3 conv (reference <c>Upsample2d</c>).</summary>
-internal sealed class Upsample2d : nn.Module<Tensor, Tensor>
+internal sealed class Upsample2d : nn.Module<Tensor, Tensor>, IInferenceModule
 {
     private readonly Conv2d conv;
+    private SubPixel? subPixel; // derived for inference; a plain holder, never in the state_dict
 
     public Upsample2d(int inChannels, int outChannels) : base(nameof(Upsample2d))
     {
@@ -470,18 +560,62 @@ internal sealed class Upsample2d : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// With the convolution rewrites: folds the 3x3 kernel into the four 2x2 kernels that act on the map before its
+    /// upsampling. Nearest x2 upsampling repeats each pixel, so output pixel (2i + dy, 2j + dx) sees input rows
+    /// {i - 1: tap 0; i: taps 1 + 2} for dy = 0 and {i: taps 0 + 1; i + 1: tap 2} for dy = 1, and likewise for columns.
+    /// One convolution with the four kernels stacked (4 Cout outputs, padding 1, on the (H + 1) x (W + 1) grid) then does
+    /// 4 x 4 instead of 9 x 4 multiply-adds per output pixel; the four phases interleave into the upsampled map.
+    /// </summary>
+    public void PrepareForInference(InferenceKernels kernels)
+    {
+        ResetForTraining();
+        if (!kernels.RewriteConvolutions) return;
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var w = conv.weight!.to(ScalarType.Float32);                                   // (Cout, Cin, 3, 3)
+        Tensor Fold(Tensor taps, int dim, int phase) => phase == 0
+            ? stack([taps.narrow(dim, 0, 1).squeeze(dim), taps.narrow(dim, 1, 2).sum(dim)], dim)
+            : stack([taps.narrow(dim, 0, 2).sum(dim), taps.narrow(dim, 2, 1).squeeze(dim)], dim);
+        var phases = new List<Tensor>();
+        for (var dy = 0; dy < 2; dy++)
+            for (var dx = 0; dx < 2; dx++)
+                phases.Add(Fold(Fold(w, 2, dy), 3, dx));                                  // (Cout, Cin, 2, 2) each
+        var weight = Nhwc.From(cat(phases.ToArray(), 0).to(conv.weight!.dtype));       // phase-major: (dy, dx, Cout)
+        var bias = conv.bias!.repeat(4);
+        subPixel = new SubPixel(weight.DetachFromDisposeScope(), bias.DetachFromDisposeScope());
+    }
+
+    public void ResetForTraining()
+    {
+        subPixel?.Weight.Dispose();
+        subPixel?.Bias.Dispose();
+        subPixel = null;
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return conv.call(F.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)).MoveToOuterDisposeScope();
+        if (subPixel is null || is_grad_enabled())
+            return conv.call(F.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest)).MoveToOuterDisposeScope();
+        var (n, h, w) = (x.shape[0], x.shape[2], x.shape[3]);
+        var channels = conv.weight!.shape[0];
+        var phases = F.conv2d(x, subPixel.Weight, subPixel.Bias, padding: [1, 1]).permute(0, 2, 3, 1); // (N, H+1, W+1, 4 Cout)
+        var output = empty([n, h, 2, w, 2, channels], phases.dtype, phases.device);
+        for (var dy = 0; dy < 2; dy++)
+            for (var dx = 0; dx < 2; dx++)
+                output.select(2, dy).select(3, dx).copy_(phases.narrow(1, dy, h).narrow(2, dx, w).narrow(3, (2 * dy + dx) * channels, channels));
+        return output.view(n, 2 * h, 2 * w, channels).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
     }
+
+    private sealed record SubPixel(Tensor Weight, Tensor Bias); // (4 Cout, Cin, 2, 2) NHWC-laid, (4 Cout)
 }
 
 /// <summary>
 /// The decoder's mirror of <see cref="MbConvLNBlock"/> (reference <c>InvMbConvLNBlock</c>): a strided block upsamples
 /// its shortcut and, after the 1x1 expansion, its main path, both with <see cref="Upsample2d"/>.
 /// </summary>
-internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>
+internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceModule
 {
     private readonly nn.Module<Tensor, Tensor> shortcut;
     private readonly LayerNorm2d pre_norm;
@@ -489,6 +623,8 @@ internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor> up;
     private readonly Conv2d conv2_kxk;
     private readonly Conv2d conv3_1x1;
+    private InferenceKernels kernels = InferenceKernels.Torch;
+    private Tensor? tapMajor; // as in MbConvLNBlock
 
     public InvMbConvLNBlock(int inChannels, int outChannels, int stride) : base(nameof(InvMbConvLNBlock))
     {
@@ -504,9 +640,31 @@ internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public void PrepareForInference(InferenceKernels kernels)
+    {
+        ResetForTraining();
+        this.kernels = kernels;
+        if (kernels.RewriteConvolutions) tapMajor = Nhwc.TapMajor(conv2_kxk, kernels);
+    }
+
+    public void ResetForTraining()
+    {
+        tapMajor?.Dispose();
+        tapMajor = null;
+        kernels = InferenceKernels.Torch;
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        if (kernels.RewriteConvolutions && Nhwc.Is(x))
+        {
+            var rows = pre_norm.call(x).permute(0, 2, 3, 1);
+            var expanded = up.call(F.gelu(Nhwc.Pointwise(conv1_1x1, rows, kernels)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1);
+            var mid = Nhwc.DepthwiseGelu(conv2_kxk, tapMajor, expanded.contiguous(), 1, kernels);
+            var skip = shortcut.call(x).permute(0, 2, 3, 1);
+            return Nhwc.Pointwise(conv3_1x1, mid, kernels, skip).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
+        }
         var y = up.call(F.gelu(conv1_1x1.call(pre_norm.call(x))));
         y = F.gelu(conv2_kxk.call(y));
         return (conv3_1x1.call(y) + shortcut.call(x)).MoveToOuterDisposeScope();

@@ -73,6 +73,17 @@ internal sealed class UniTokFixtureSet
             ServedSemanticTokens = served.SemanticTokens;
         }
 
+        // The serving path with the convolution stages rewritten (NHWC maps, 1x1 convolutions as GEMMs, sub-pixel
+        // upsampling): the same torch kernels on the CPU, so only float32 summation order may differ.
+        using (no_grad())
+        using (var rewritten = Load().Model)
+        {
+            rewritten.PrepareForInference(ScalarType.Float32, InferenceKernels.TorchWithConvolutionRewrites);
+            RewrittenIndices = rewritten.ImageToIndices(input);
+            using var decoded = rewritten.IndicesToImage(Io.TryGetValue("indices", out var ids) ? ids : RewrittenIndices);
+            RewrittenReconstruction = decoded.clamp(-1, 1);
+        }
+
         // Training mode on a freshly loaded model, as the generator ran forward(input, vae_bs=B, text=text_ids).
         using (var training = Load().Model)
         {
@@ -110,6 +121,10 @@ internal sealed class UniTokFixtureSet
     public IReadOnlyDictionary<string, Tensor> Outputs { get; }
 
     public Tensor ServedIndices { get; }
+
+    /// <summary>Ids and clamped reconstruction (of the reference ids) with the convolution stages rewritten for serving.</summary>
+    public Tensor RewrittenIndices { get; }
+    public Tensor RewrittenReconstruction { get; }
     public Tensor? ServedSemanticTokens { get; }
     public Tensor? TowerTextEmbedding { get; }
     public string TowerIdentity { get; }

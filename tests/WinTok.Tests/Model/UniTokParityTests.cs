@@ -98,6 +98,20 @@ public sealed class UniTokParityTests
 
     [Theory]
     [MemberData(nameof(FixtureSets))]
+    public void UniTokParity_ConvolutionStagesRewrittenForServing_GiveTheReferenceTokensAndReconstruction(string configPath, string format)
+    {
+        var set = UniTokFixtureSet.Get(configPath, format);
+        var expected = set.Io.TryGetValue("recon_from_indices", out var fromIndices) ? fromIndices : set.Io["recon"];
+
+        var mismatches = set.RewrittenIndices.ne(set.Io["indices"]).sum().item<long>();
+        var error = (set.RewrittenReconstruction - expected).abs().max().item<float>();
+
+        Assert.True(mismatches == 0, $"{set.Name} ({format}): {mismatches} token ids differ from the reference");
+        Assert.True(error <= 1e-4, $"{set.Name} ({format}): reconstruction differs by up to {error:E2}");
+    }
+
+    [Theory]
+    [MemberData(nameof(FixtureSets))]
     public void UniTokParity_TextTowerFromTheCheckpoint_EmbedsThePromptsAsTheReference(string configPath, string format)
     {
         var set = UniTokFixtureSet.Get(configPath, format);
