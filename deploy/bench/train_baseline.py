@@ -38,6 +38,8 @@ ap.add_argument('--phases', default='generator,full')
 ap.add_argument('--precision', default='bf16', choices=['bf16', 'fp32'], help='bf16 autocast + TF32 (reference) or fp32')
 ap.add_argument('--workdir', default='/tmp/wintok-bench')
 ap.add_argument('--device', default=None)
+ap.add_argument('--profile-iters', type=int, default=0,
+                help='after the timed iterations, this many more under torch.profiler: GPU kernel time against wall time, top kernels')
 a = ap.parse_args()
 
 ref = refbench.find_ref(a.ref)
@@ -176,3 +178,19 @@ for phase in [p.strip() for p in a.phases.split(',') if p.strip()]:
             fields.update(max_allocated_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
                           max_reserved_gib=torch.cuda.max_memory_reserved() / 2 ** 30)
         emit('train', **fields)
+
+        if a.profile_iters > 0 and device.type == 'cuda':
+            # How busy the GPU is during the reference's step, and on what: kernel time summed against wall time.
+            from torch.profiler import profile, ProfilerActivity
+            with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+                refbench.synchronize()
+                clock = time.time()
+                for i in range(a.profile_iters):
+                    iteration(first + a.warmup + a.iters + i)
+                refbench.synchronize()
+                wall = time.time() - clock
+            events = prof.key_averages()
+            kernel_ms = sum(e.self_device_time_total for e in events) / 1000
+            emit('train', what='profile', phase=phase, iters=a.profile_iters, wall_ms_per_iter=1000 * wall / a.profile_iters,
+                 kernel_ms_per_iter=kernel_ms / a.profile_iters)
+            print(events.table(sort_by='self_device_time_total', row_limit=25, max_name_column_width=80))

@@ -5,6 +5,9 @@ using WinTok.Cli.Hosting;
 using WinTok.Evaluation;
 using WinTok.Jobs.Checkpoints;
 
+// Before anything touches a GPU: torch's CUDA allocator reads its configuration once.
+WinTok.Cuda.CudaAllocatorSettings.PreferExpandableSegments();
+
 // The `wintok` command line. Each verb lives in Commands/ as a static factory and builds its host with
 // Hosting/WinTokHost; this file is the table of contents.
 var root = new RootCommand("WinTok: pretokenize image corpora with the WinTok or UniTok visual tokenizer, evaluate checkpoints (also on schedules) and train WinTok.")

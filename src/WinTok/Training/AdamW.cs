@@ -1,4 +1,6 @@
+using TorchSharp;
 using TorchSharp.Modules;
+using WinTok.Cuda;
 using static TorchSharp.torch;
 
 namespace WinTok.Training;
@@ -31,6 +33,10 @@ public sealed class AdamW : IDisposable
 {
     private readonly Dictionary<Parameter, MomentState> state = new(ReferenceEqualityComparer.Instance);
 
+    // 1 - beta1 as a tensor per dtype and device, made once: creating it per parameter copied a scalar to the GPU
+    // for each of the ~900 parameters, and each such copy waits for the device (a step took 130 ms on the H200).
+    private readonly Dictionary<(ScalarType, DeviceType, int), Tensor> lerpWeights = [];
+
     public AdamW(IReadOnlyList<ParameterGroup> groups, double beta1, double beta2, double eps)
     {
         ArgumentNullException.ThrowIfNull(groups);
@@ -44,6 +50,9 @@ public sealed class AdamW : IDisposable
 
     public IReadOnlyList<ParameterGroup> Groups { get; }
 
+    /// <summary>Whether GPU float32 parameters take the fused kernels (benchmarks turn it off to check them against the op-by-op path).</summary>
+    internal bool UseFusedKernels { get; init; } = true;
+
     public double Beta1 { get; }
 
     public double Beta2 { get; }
@@ -52,6 +61,46 @@ public sealed class AdamW : IDisposable
 
     /// <summary>Every parameter, in group order.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> Parameters => Groups.SelectMany(g => g.Parameters);
+
+    /// <summary>
+    /// Clips the gradients to a joint 2-norm of <paramref name="maxNorm"/> (when positive; torch's
+    /// <c>clip_grad_norm_</c>) and steps; returns the norm before clipping when it clipped. Float32 parameters on the GPU
+    /// take two fused kernels (<see cref="FusedAdamW"/>); anything else the tensor-by-tensor path.
+    /// </summary>
+    public float? ClipAndStep(double maxNorm)
+    {
+        using var scope = NewDisposeScope(); // releases the gradient handles read below
+        var stepped = Groups.SelectMany(g => g.Parameters.Select(p => (Group: g, p.Parameter, Gradient: p.Parameter.grad)))
+            .Where(p => p.Gradient is not null).ToList();
+        if (UseFusedKernels && FusedAdamW.Shared is { } fused && stepped.Count > 0
+            && stepped.All(p => FusedAdamW.Supports(p.Parameter) && FusedAdamW.Supports(p.Gradient!)))
+        {
+            var items = stepped.Select(p =>
+            {
+                var moments = MomentsOf(p.Parameter);
+                moments.Step += 1;
+                var lr = p.Group.LearningRate;
+                return new FusedAdamW.Item(p.Parameter, p.Gradient!, moments.ExpAvg, moments.ExpAvgSq,
+                    p.Group.WeightDecay != 0 ? 1 - lr * p.Group.WeightDecay : 1.0,
+                    lr / (1 - Math.Pow(Beta1, moments.Step)), Math.Pow(1 - Math.Pow(Beta2, moments.Step), 0.5));
+            }).ToList();
+            return fused.ClipAndStep(items, maxNorm, Beta1, Beta2, Eps);
+        }
+        float? norm = maxNorm > 0 ? GradientClipping.ClipGradNorm(stepped.Select(p => p.Parameter), maxNorm) : null;
+        Step();
+        return norm;
+    }
+
+    private MomentState MomentsOf(Parameter parameter)
+    {
+        if (!state.TryGetValue(parameter, out var moments))
+        {
+            using var noGrad = no_grad();
+            moments = new MomentState(zeros_like(parameter).DetachFromDisposeScope(), zeros_like(parameter).DetachFromDisposeScope());
+            state[parameter] = moments;
+        }
+        return moments;
+    }
 
     /// <summary>One update of every parameter that has a gradient; parameters without one are left alone, as torch does.</summary>
     public void Step()
@@ -65,16 +114,12 @@ public sealed class AdamW : IDisposable
                 using var scope = NewDisposeScope(); // also releases the grad handle read below
                 var grad = parameter.grad;
                 if (grad is null) continue;
-                if (!state.TryGetValue(parameter, out var moments))
-                {
-                    moments = new MomentState(zeros_like(parameter).DetachFromDisposeScope(), zeros_like(parameter).DetachFromDisposeScope());
-                    state[parameter] = moments;
-                }
+                var moments = MomentsOf(parameter);
                 moments.Step += 1;
                 if (group.WeightDecay != 0) parameter.mul_(1 - lr * group.WeightDecay);
                 // lerp_ with a scalar weight; TorchSharp binds only the tensor-weight overload, which computes the
                 // same lerp with the weight rounded to the parameter's dtype, as the scalar overload does.
-                moments.ExpAvg.lerp_(grad, tensor(1 - Beta1, parameter.dtype, parameter.device));
+                moments.ExpAvg.lerp_(grad, LerpWeight(parameter));
                 moments.ExpAvgSq.mul_(Beta2).addcmul_(grad, grad, 1 - Beta2);
                 var biasCorrection1 = 1 - Math.Pow(Beta1, moments.Step);
                 var biasCorrection2 = 1 - Math.Pow(Beta2, moments.Step);
@@ -83,6 +128,17 @@ public sealed class AdamW : IDisposable
                 parameter.addcdiv_(moments.ExpAvg, denominator, -stepSize);
             }
         }
+    }
+
+    private Tensor LerpWeight(Tensor parameter)
+    {
+        var key = (parameter.dtype, parameter.device_type, parameter.device_index);
+        if (!lerpWeights.TryGetValue(key, out var weight))
+        {
+            weight = tensor(1 - Beta1, parameter.dtype, parameter.device).DetachFromDisposeScope();
+            lerpWeights[key] = weight;
+        }
+        return weight;
     }
 
     /// <summary>Drops every gradient (torch's <c>zero_grad(set_to_none=True)</c>).</summary>
@@ -140,7 +196,12 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    public void Dispose() => ClearState();
+    public void Dispose()
+    {
+        ClearState();
+        foreach (var weight in lerpWeights.Values) weight.Dispose();
+        lerpWeights.Clear();
+    }
 
     private void ClearState()
     {

@@ -207,6 +207,18 @@ public sealed class DinoDiscriminator : nn.Module
         return x.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Two preprocessed batches (<see cref="Preprocess"/>) scored in one backbone pass: every op of the backbone and
+    /// the heads works per sample, so the logits are those of two calls, for half the launches.
+    /// </summary>
+    internal (Tensor First, Tensor Second) ScoreBoth(Tensor first, Tensor second)
+    {
+        using var scope = NewDisposeScope();
+        var logits = Score(cat([first, second], 0));
+        var n = first.shape[0];
+        return (logits.narrow(0, 0, n).MoveToOuterDisposeScope(), logits.narrow(0, n, logits.shape[0] - n).MoveToOuterDisposeScope());
+    }
+
     /// <summary>Backbone features at the key depths, each (patch + class token) scored per token by its head.</summary>
     internal Tensor Score(Tensor x)
     {

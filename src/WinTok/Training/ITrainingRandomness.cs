@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace WinTok.Training;
@@ -50,7 +51,11 @@ public sealed class TorchRandomness : ITrainingRandomness, IRestorableRandomness
     public Tensor AugmentationUniforms(long batch, Device device)
     {
         using var uniforms = rand([7, batch, 1, 1], ScalarType.Float32, CPU, generator: generator);
-        return uniforms.to(device);
+        if (device.type != DeviceType.CUDA) return uniforms.to(device);
+        // From pinned memory without waiting: a pageable copy would make the host wait for the device at every
+        // discriminator call (torch's allocator keeps the pinned block until the copy has run).
+        using var pinned = uniforms.pin_memory();
+        return pinned.to(device, non_blocking: true);
     }
 
     public double ResizeCoin()

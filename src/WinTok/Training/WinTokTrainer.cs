@@ -19,6 +19,16 @@ public interface IPerceptualLoss
 /// iteration and before clipping, where DDP's all-reduce has averaged the gradients in the reference (it reduces on
 /// every backward, which sums to the same). One process per GPU averages the <c>.grad</c> tensors here.
 /// </summary>
+/// <summary>
+/// Told when each part of a training step has been issued (benchmarks: synchronize and read a clock, to see where the
+/// time of a step goes). Parts: generator_forward, adversarial_weight, generator_backward, generator_step,
+/// discriminator_forward, discriminator_backward, discriminator_step.
+/// </summary>
+public interface ITrainStepClock
+{
+    void Mark(string part);
+}
+
 public interface IGradientReducer
 {
     void Reduce(IReadOnlyList<Parameter> parameters);
@@ -52,6 +62,7 @@ public sealed class WinTokTrainer : IDisposable
     private readonly IPerceptualLoss? perceptual;
     private readonly ITrainingRandomness random;
     private readonly IGradientReducer? reducer;
+    private readonly ITrainStepClock? clock;
     private readonly DiffAug discriminatorAugment;
     private readonly DiffAug consistencyAugment;
     private readonly LecamEma lecam = new();
@@ -65,7 +76,8 @@ public sealed class WinTokTrainer : IDisposable
         IPerceptualLoss? perceptualLoss,
         TrainingOptions options,
         ITrainingRandomness randomness,
-        IGradientReducer? gradientReducer = null)
+        IGradientReducer? gradientReducer = null,
+        ITrainStepClock? clock = null)
     {
         ArgumentNullException.ThrowIfNull(generator);
         ArgumentNullException.ThrowIfNull(discriminator);
@@ -77,8 +89,8 @@ public sealed class WinTokTrainer : IDisposable
             throw new ArgumentException("The options weight LPIPS (lp > 0) but no perceptual loss was given", nameof(perceptualLoss));
         if (teacher.Shape.HiddenSize != generator.Config.Encoder.HiddenSize)
             throw new ArgumentException($"The teacher's width {teacher.Shape.HiddenSize} differs from the encoder's {generator.Config.Encoder.HiddenSize}: the distillation compares their pooled outputs");
-        (this.generator, this.discriminator, this.teacher, perceptual, random, reducer) =
-            (generator, discriminator, teacher, perceptualLoss, randomness, gradientReducer);
+        (this.generator, this.discriminator, this.teacher, perceptual, random, reducer, this.clock) =
+            (generator, discriminator, teacher, perceptualLoss, randomness, gradientReducer, clock);
         Options = options;
         discriminatorAugment = new DiffAug(options.DiscriminatorAugmentProbability, options.DiscriminatorCutout);
         consistencyAugment = new DiffAug(1, options.BcrCutout);
@@ -114,48 +126,52 @@ public sealed class WinTokTrainer : IDisposable
         if (plan.DiscriminatorLrMultiplier is { } discriminatorMultiplier) SetLearningRates(DiscriminatorOptimizer, discriminatorMultiplier);
 
         using var scope = NewDisposeScope();
-        var log = new ScalarLog();
+        using var log = new ScalarLog();
         generator.train();
         images = images.to(ScalarType.Float32);
 
-        Tensor recon, lnll, lrec, lv;
+        Tensor recon, lnll, ldistill, lv;
         EncodeOutput encoded;
         using (Autocast.Enter(Options.Precision))
         {
             (encoded, recon) = generator.Forward(images);
-            var l1 = log.Add("L1", F.l1_loss(recon, images));
-            var l2 = log.Add("L2", F.mse_loss(recon, images));
-            lrec = l1 * Options.L1Weight + l2 * Options.L2Weight;
-            lnll = lrec;
-            if (images.shape[2] >= Options.LpipsMinResolution && Options.LpipsWeight > 0)
-                lnll = lrec + log.Add("Lpips", perceptual!.Loss(images, recon).to(ScalarType.Float32)) * Options.LpipsWeight;
-            log.Add("Lnll", lnll);
-
+            lnll = PixelLosses(images, recon, log);
             var target = teacher.PoolerOutput(generator.ScaleForSiglip(images)).to(ScalarType.Float32);
             var student = encoded.PoolerOut.to(ScalarType.Float32);
             var cosine = F.cosine_similarity(F.normalize(target, dim: -1), F.normalize(student, dim: -1), dim: -1);
-            log.Add("Ldistill", (1 - cosine).mean());
+            ldistill = log.Add("Ldistill", (1 - cosine).mean());
         }
-        var (lq, le, ldistill) = (log.Add("Lq", encoded.VqLoss), log.Add("Le", encoded.EntropyLoss), log["Ldistill"]);
+        var (lq, le) = (log.Add("Lq", encoded.VqLoss), log.Add("Le", encoded.EntropyLoss));
         log.Add("CodebookUsage", encoded.Usage);
+        clock?.Mark("generator_forward");
 
         if (plan.DiscriminatorActive)
         {
             SetTrainable(discriminator, false);
             discriminator.eval();
+            using var adversarial = NewDisposeScope();
             Tensor lg;
             using (Autocast.Enter(Options.Precision))
                 lg = log.Add("Lg", discriminator.Forward(discriminatorAugment.Augment(recon, plan.BlurFade, random), random).to(ScalarType.Float32).mean().neg());
             discriminator.train();
-            var weiG = AdversarialWeight(plan, lnll, lg, log);
-            lv = lnll + lq * Options.QuantWeight + le * Options.EntropyWeight + weiG * lg + ldistill * Options.DistillWeight;
+            var (weiG, reconGradient) = AdversarialWeight(plan, lnll, lg, recon, log);
+            log.Add("LvTotal", lnll.detach() + lq.detach() * Options.QuantWeight + le.detach() * Options.EntropyWeight
+                + weiG.detach() * lg.detach() + ldistill.detach() * Options.DistillWeight);
+            // The adaptive weight already ran the pixel and adversarial losses backward to the reconstruction; the
+            // generator's backward takes those gradients from there (their weighted sum, as lv's backward would reach
+            // it) instead of running LPIPS and the discriminator backward a second time, and their graphs go now.
+            lv = reconGradient is null
+                ? lnll + lq * Options.QuantWeight + le * Options.EntropyWeight + weiG * lg + ldistill * Options.DistillWeight
+                : recon.mul(reconGradient).sum() + lq * Options.QuantWeight + le * Options.EntropyWeight + ldistill * Options.DistillWeight;
+            lv.MoveToOuterDisposeScope();
+            lnll.Dispose();
+            clock?.Mark("adversarial_weight");
         }
         else
         {
-            lv = lnll + lq * Options.QuantWeight + le * Options.EntropyWeight + ldistill * Options.DistillWeight;
+            lv = log.Add("LvTotal", lnll + lq * Options.QuantWeight + le * Options.EntropyWeight + ldistill * Options.DistillWeight);
         }
-        log.Add("LvTotal", lv);
-        var generatorNorm = BackwardClipStep(lv, GeneratorOptimizer, generatorParameters, plan.Stepping);
+        var generatorNorm = BackwardClipStep(lv, GeneratorOptimizer, generatorParameters, plan.Stepping, "generator");
 
         // The discriminator learns from the reconstructions of this forward, detached (the reference's rec_img.data).
         var discriminatorNorm = plan.DiscriminatorActive ? DiscriminatorStep(images, recon.detach(), plan, log) : null;
@@ -263,17 +279,33 @@ public sealed class WinTokTrainer : IDisposable
         consistencyAugment.Dispose();
     }
 
+    /// <summary>The reconstruction losses (L1, L2, LPIPS) and their weighted sum Lnll, which is returned.</summary>
+    private Tensor PixelLosses(Tensor images, Tensor recon, ScalarLog log)
+    {
+        using var scope = NewDisposeScope();
+        var l1 = log.Add("L1", F.l1_loss(recon, images));
+        var l2 = log.Add("L2", F.mse_loss(recon, images));
+        var lnll = l1 * Options.L1Weight + l2 * Options.L2Weight;
+        if (images.shape[2] >= Options.LpipsMinResolution && Options.LpipsWeight > 0)
+            lnll = lnll + log.Add("Lpips", perceptual!.Loss(images, recon).to(ScalarType.Float32)) * Options.LpipsWeight;
+        return log.Add("Lnll", lnll).MoveToOuterDisposeScope();
+    }
+
     /// <summary>
     /// The adaptive weight of the adversarial loss: <c>warmup * ld * bound(|dLnll/dW| / (|dLg/dW| + 1e-6))</c> with W
-    /// the decoder's last convolution (reference <c>get_last_layer</c>); just <c>warmup * ld</c> when ld is 0.
+    /// the decoder's last convolution (reference <c>get_last_layer</c>); just <c>warmup * ld</c> when ld is 0. Also
+    /// returns, when it computed them, <c>dLnll/drecon + weight * dLg/drecon</c>: the same backward passes reach the
+    /// reconstruction on their way to W, and the generator's backward reuses their sum.
     /// </summary>
-    private Tensor AdversarialWeight(IterationPlan plan, Tensor lnll, Tensor lg, ScalarLog log)
+    private (Tensor Weight, Tensor? ReconGradient) AdversarialWeight(IterationPlan plan, Tensor lnll, Tensor lg, Tensor recon, ScalarLog log)
     {
         var weight = plan.DiscriminatorWarmup * Options.DiscriminatorWeight;
-        if (!(Options.DiscriminatorWeight > 0)) return log.Add("WeiG", tensor((float)weight, device: lg.device));
+        if (!(Options.DiscriminatorWeight > 0)) return (log.Add("WeiG", tensor((float)weight, device: lg.device)), null);
         var lastLayer = generator.LastLayer;
-        var nllNorm = log.Add("AdaptiveGradNormNll", linalg.vector_norm(torch.autograd.grad([lnll], [lastLayer], retain_graph: true)[0].detach(), 2));
-        var gNorm = log.Add("AdaptiveGradNormG", linalg.vector_norm(torch.autograd.grad([lg], [lastLayer], retain_graph: true)[0].detach(), 2));
+        var nll = torch.autograd.grad([lnll], [lastLayer, recon], retain_graph: true);
+        var adversarial = torch.autograd.grad([lg], [lastLayer, recon], retain_graph: true);
+        var nllNorm = log.Add("AdaptiveGradNormNll", linalg.vector_norm(nll[0].detach(), 2));
+        var gNorm = log.Add("AdaptiveGradNormG", linalg.vector_norm(adversarial[0].detach(), 2));
         var w = nllNorm / (gNorm + 1e-6);
         w = Options.AdaptiveWeight switch
         {
@@ -284,7 +316,8 @@ public sealed class WinTokTrainer : IDisposable
             AdaptiveWeightBound.Clamp0015To15 => w.clamp(0.015, 1.5),
             _ => throw new InvalidOperationException($"Unknown adaptive weight bound {Options.AdaptiveWeight}"),
         };
-        return log.Add("WeiG", w.mul(weight));
+        var weiG = log.Add("WeiG", w.mul(weight));
+        return (weiG, nll[1].detach() + weiG.detach() * adversarial[1].detach());
     }
 
     /// <summary>
@@ -297,8 +330,11 @@ public sealed class WinTokTrainer : IDisposable
         Tensor real, fake, ld;
         using (Autocast.Enter(Options.Precision))
         {
-            real = discriminator.Forward(discriminatorAugment.Augment(images, plan.BlurFade, random), random).to(ScalarType.Float32);
-            fake = discriminator.Forward(discriminatorAugment.Augment(recon, plan.BlurFade, random), random).to(ScalarType.Float32);
+            // Drawn in the reference's order (augment and crop the real batch, then the fake one), scored together.
+            var realInput = discriminator.Preprocess(discriminatorAugment.Augment(images, plan.BlurFade, random), random);
+            var fakeInput = discriminator.Preprocess(discriminatorAugment.Augment(recon, plan.BlurFade, random), random);
+            (real, fake) = discriminator.ScoreBoth(realInput, fakeInput);
+            (real, fake) = (real.to(ScalarType.Float32), fake.to(ScalarType.Float32));
         }
         log.Add("AccReal", real.detach().gt(0).to(ScalarType.Float32).mean().mul(100));
         log.Add("AccFake", fake.detach().lt(0).to(ScalarType.Float32).mean().mul(100));
@@ -319,15 +355,18 @@ public sealed class WinTokTrainer : IDisposable
             Tensor strongReal, strongFake;
             using (Autocast.Enter(Options.Precision))
             {
-                strongReal = discriminator.Forward(consistencyAugment.Augment(images, 0, random), random).to(ScalarType.Float32);
-                strongFake = discriminator.Forward(consistencyAugment.Augment(recon, 0, random), random).to(ScalarType.Float32);
+                var realInput = discriminator.Preprocess(consistencyAugment.Augment(images, 0, random), random);
+                var fakeInput = discriminator.Preprocess(consistencyAugment.Augment(recon, 0, random), random);
+                (strongReal, strongFake) = discriminator.ScoreBoth(realInput, fakeInput);
+                (strongReal, strongFake) = (strongReal.to(ScalarType.Float32), strongFake.to(ScalarType.Float32));
             }
             // The targets are not detached, as in the reference: BCR also pulls the plain logits.
             var lbcr = (log.Add("BcrMseReal", F.mse_loss(strongReal, real)) + log.Add("BcrMseFake", F.mse_loss(strongFake, fake))).mul(Options.BcrWeight);
             ld = ld + log.Add("Lbcr", lbcr);
         }
         log.Add("LdTotal", ld);
-        return BackwardClipStep(ld, DiscriminatorOptimizer, discriminatorParameters, plan.Stepping);
+        clock?.Mark("discriminator_forward");
+        return BackwardClipStep(ld, DiscriminatorOptimizer, discriminatorParameters, plan.Stepping, "discriminator");
     }
 
     /// <summary>
@@ -335,15 +374,16 @@ public sealed class WinTokTrainer : IDisposable
     /// iteration reduce (data parallel), clip, step and clear the gradients. Returns the norm before clipping when it
     /// clipped.
     /// </summary>
-    private float? BackwardClipStep(Tensor loss, AdamW optimizer, (string Name, Parameter Parameter)[] parameters, bool stepping)
+    private float? BackwardClipStep(Tensor loss, AdamW optimizer, (string Name, Parameter Parameter)[] parameters, bool stepping, string model)
     {
         loss.mul(1.0 / Options.Schedule.GradientAccumulation).backward();
+        clock?.Mark(model + "_backward");
         if (!stepping) return null;
         var trainable = parameters.Select(p => p.Parameter).Where(p => p.requires_grad).ToList();
         reducer?.Reduce(trainable);
-        float? norm = Options.GradientClip > 0 ? GradientClipping.ClipGradNorm(parameters.Select(p => p.Parameter), Options.GradientClip) : null;
-        optimizer.Step();
+        var norm = optimizer.ClipAndStep(Options.GradientClip);
         optimizer.ZeroGrad();
+        clock?.Mark(model + "_step");
         return norm;
     }
 
@@ -375,17 +415,22 @@ public sealed class WinTokTrainer : IDisposable
         }
     }
 
-    /// <summary>Named scalar tensors of a step, read back to the host in one transfer at the end.</summary>
-    private sealed class ScalarLog
+    /// <summary>Named scalar tensors of a step, read back to the host in one transfer at the end; owns what it records.</summary>
+    private sealed class ScalarLog : IDisposable
     {
         private readonly List<(string Name, Tensor Value)> entries = [];
 
-        public Tensor this[string name] => entries.Single(e => e.Name == name).Value;
-
+        /// <summary>Records a detached view of <paramref name="value"/> (the log never keeps a graph alive) and returns the value.</summary>
         public Tensor Add(string name, Tensor value)
         {
-            entries.Add((name, value));
+            entries.Add((name, value.detach().DetachFromDisposeScope()));
             return value;
+        }
+
+        public void Dispose()
+        {
+            foreach (var (_, value) in entries) value.Dispose();
+            entries.Clear();
         }
 
         public Dictionary<string, double> Read()
