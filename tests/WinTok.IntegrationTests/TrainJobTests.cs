@@ -88,9 +88,9 @@ public sealed class TrainJobTests(ServicesFixture services) : IAsyncDisposable
             Assert.NotEmpty(Directory.GetFiles(Path.Combine(Output("disturbed"), "tensorboard"), "events.out.tfevents.*"));
 
             // Cancelled mid-run, the run stops after writing a checkpoint of where it was; `jobs retry` continues it there.
-            // (Cancelled through the database as `wintok jobs cancel` does, at once, and over four epochs: its worker
-            // notices within five seconds, and the run must still be going by then.)
-            var cancelled = await SubmitAsync("cancelled", epochs: 4);
+            // (Cancelled through the database as `wintok jobs cancel` does, at once, and over sixteen epochs: its worker
+            // notices within five seconds, and the run must still be going by then; four epochs took 4.6 s on the CPU.)
+            var cancelled = await SubmitAsync("cancelled", epochs: 16);
             Assert.True(await ServicesFixture.EventuallyAsync(async () => await Metrics.LatestAsync(cancelled, Token) is not null, RunTimeout),
                 "the run to cancel recorded no iteration in time");
             Assert.True(await Results.CancelJobAsync(cancelled, Token));
@@ -104,7 +104,7 @@ public sealed class TrainJobTests(ServicesFixture services) : IAsyncDisposable
             await WaitForAsync(cancelled, JobStatus.Succeeded);
             Assert.Contains(workers[1].Log.Split('\n'), line => line.Contains($"Resumed job {cancelled} from", StringComparison.Ordinal));
             var recorded = await Metrics.ListAsync(cancelled, "Lnll", Token);
-            Assert.Equal(Enumerable.Range(0, 28).Select(i => (long)i), recorded.Select(r => r.Iteration)); // 4 epochs of 7, each once
+            Assert.Equal(Enumerable.Range(0, 16 * 7).Select(i => (long)i), recorded.Select(r => r.Iteration)); // 16 epochs of 7, each once
         }
         catch (Exception e) when (e is not OperationCanceledException || !Token.IsCancellationRequested)
         {
