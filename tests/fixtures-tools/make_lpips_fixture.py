@@ -105,7 +105,8 @@ except (OSError, subprocess.CalledProcessError):
     commit = 'unknown'
 expected['source'] = {'PerceptualSimilarity': commit, 'torch': torch.__version__, 'torchvision': torchvision.__version__}
 
-save_file({'images_u8': images_u8.contiguous(), 'reconstructions': rec.contiguous(), **values}, os.path.join(out, 'metrics.io.safetensors'))
+# Only the outputs: the inputs stay in ../metrics/ and the file names them (the tests merge them back in).
+save_file(values, os.path.join(out, 'metrics.io.safetensors'), metadata={'inputs': '../metrics/metrics.io.safetensors'})
 with open(os.path.join(out, 'metrics.expected.json'), 'w') as f:
     json.dump(expected, f, indent=1)
 with open(os.path.join(out, 'README.md'), 'w') as f:
@@ -114,8 +115,9 @@ with open(os.path.join(out, 'README.md'), 'w') as f:
 Made by tests/fixtures-tools/make_lpips_fixture.py (its docstring says how) from PerceptualSimilarity {commit}
 (lpips 0.1.4) with torch {torch.__version__} and torchvision {torchvision.__version__}, on the CPU in float32.
 
-`metrics.io.safetensors`: `images_u8` and `reconstructions` (copied from ../metrics/), and per image `lpips_alex`,
-`lpips_vgg_pip` (float64) = `lpips.LPIPS(net=...)(image, reconstruction)` with inputs in [-1, 1].
+`metrics.io.safetensors`: per image `lpips_alex`, `lpips_vgg_pip` (float64) = `lpips.LPIPS(net=...)(image,
+reconstruction)` with inputs in [-1, 1]; the images and reconstructions are those of ../metrics/metrics.io.safetensors,
+which its metadata key `inputs` names.
 `metrics.expected.json`: the means and, per network, the formula-weight lists `backbone` (torchvision `features.N.*`)
 and `heads` (`linK.model.1.weight`), k counted from 0 in each list.
 """)

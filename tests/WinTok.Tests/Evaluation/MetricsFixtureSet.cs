@@ -19,7 +19,12 @@ internal sealed class MetricsFixtureSet
     {
         IoPath = ioPath;
         Name = $"{Path.GetFileName(Path.GetDirectoryName(ioPath))}/{Path.GetFileName(ioPath)[..^".io.safetensors".Length]}";
-        Io = Safetensors.Read(ioPath).Tensors;
+        var (tensors, metadata) = Safetensors.Read(ioPath);
+        // A set that only adds outputs names the file holding its inputs (metrics-lpips reuses ../metrics' images).
+        if (metadata.TryGetValue("inputs", out var inputs))
+            foreach (var (key, value) in Safetensors.Read(Path.GetFullPath(Path.Combine(Path.GetDirectoryName(ioPath)!, inputs))).Tensors)
+                tensors.TryAdd(key, value);
+        Io = tensors;
         using var document = JsonDocument.Parse(File.ReadAllText(ioPath[..^".io.safetensors".Length] + ".expected.json"));
         Expected = document.RootElement.Clone();
     }
