@@ -12,6 +12,40 @@ internal static unsafe partial class CudaKernels
 {
     static CudaKernels() => CudaLibraries.Register();
 
+    /// <summary>
+    /// bf16 helpers our kernels share, prepended to their sources: the low and high bf16 halves of a 32-bit word as
+    /// floats, and float to bf16 bits with round-to-nearest-even and NaN kept quiet (c10::BFloat16's rule).
+    /// </summary>
+    public const string Bf16Prelude = """
+        __device__ __forceinline__ float lo(unsigned int w) { return __uint_as_float(w << 16); }
+        __device__ __forceinline__ float hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
+        __device__ __forceinline__ unsigned int bf16(float f) {
+            unsigned int u = __float_as_uint(f);
+            if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
+            return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        }
+
+        """;
+
+    /// <summary>
+    /// <see cref="Load"/>, or null with the reason when there is no CUDA device or the driver or NVRTC cannot be
+    /// loaded (each kernel class keeps that reason for its Describe line).
+    /// </summary>
+    public static IReadOnlyDictionary<string, nint>? TryLoad(string source, string name, out string? unavailableReason, params string[] kernels)
+    {
+        unavailableReason = null;
+        if (!TorchSharp.torch.cuda.is_available()) return null;
+        try
+        {
+            return Load(source, name, kernels);
+        }
+        catch (InvalidOperationException e)
+        {
+            unavailableReason = e.Message;
+            return null;
+        }
+    }
+
     /// <summary>Compiles <paramref name="source"/> for the current device and returns its named kernels.</summary>
     public static IReadOnlyDictionary<string, nint> Load(string source, string name, params string[] kernels)
     {

@@ -154,15 +154,8 @@ internal sealed unsafe class FusedAdamW
 
     private static FusedAdamW? Create()
     {
-        if (!cuda.is_available()) return null;
-        try
-        {
-            return new FusedAdamW(CudaKernels.Load(Source, "wintok_adamw.cu", "sum_squares", "adamw_step"));
-        }
-        catch (InvalidOperationException e)
-        {
-            UnavailableReason = e.Message;
-            return null;
-        }
+        var kernels = CudaKernels.TryLoad(Source, "wintok_adamw.cu", out var reason, "sum_squares", "adamw_step");
+        UnavailableReason = reason;
+        return kernels is null ? null : new FusedAdamW(kernels);
     }
 }

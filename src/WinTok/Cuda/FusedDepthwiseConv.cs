@@ -14,14 +14,7 @@ internal sealed unsafe class FusedDepthwiseConv
 {
     private const int Threads = 256;
 
-    private const string Source = """
-        __device__ __forceinline__ float lo(unsigned int w) { return __uint_as_float(w << 16); }
-        __device__ __forceinline__ float hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
-        __device__ __forceinline__ unsigned int bf16(float f) {
-            unsigned int u = __float_as_uint(f);
-            if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
-            return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        }
+    private const string Source = CudaKernels.Bf16Prelude + """
         __device__ __forceinline__ float finish(float x, int gelu) {
             x = __uint_as_float(bf16(x) << 16);
             return gelu ? 0.5f * x * (1.f + erff(x * 0.70710678118654752f)) : x;
@@ -116,15 +109,8 @@ internal sealed unsafe class FusedDepthwiseConv
 
     private static FusedDepthwiseConv? Create()
     {
-        if (!cuda.is_available()) return null;
-        try
-        {
-            return new FusedDepthwiseConv(CudaKernels.Load(Source, "wintok_depthwise_conv.cu", "depthwise3x3_nhwc_bf16")["depthwise3x3_nhwc_bf16"]);
-        }
-        catch (InvalidOperationException e)
-        {
-            UnavailableReason = e.Message;
-            return null;
-        }
+        var kernels = CudaKernels.TryLoad(Source, "wintok_depthwise_conv.cu", out var reason, "depthwise3x3_nhwc_bf16");
+        UnavailableReason = reason;
+        return kernels is null ? null : new FusedDepthwiseConv(kernels["depthwise3x3_nhwc_bf16"]);
     }
 }

@@ -15,15 +15,7 @@ internal sealed unsafe class FusedLayerNorm
     private const int MaxWidth = 2048; // 8 vectors of 8 values per lane
     private const int RowsPerBlock = 4;
 
-    private const string Source = """
-        __device__ __forceinline__ float lo(unsigned int w) { return __uint_as_float(w << 16); }
-        __device__ __forceinline__ float hi(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
-        // float -> bf16 bits, round to nearest even, NaN kept quiet: c10::BFloat16's rule.
-        __device__ __forceinline__ unsigned int bf16(float f) {
-            unsigned int u = __float_as_uint(f);
-            if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
-            return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        }
+    private const string Source = CudaKernels.Bf16Prelude + """
         // Exact (erf) GELU of the bf16-rounded norm output, as torch applies F.gelu to the bf16 tensor layer_norm made.
         __device__ __forceinline__ float exact_gelu(float x) {
             x = __uint_as_float(bf16(x) << 16);
@@ -127,15 +119,8 @@ internal sealed unsafe class FusedLayerNorm
 
     private static FusedLayerNorm? Create()
     {
-        if (!cuda.is_available()) return null;
-        try
-        {
-            return new FusedLayerNorm(CudaKernels.Load(Source, "wintok_layer_norm.cu", "layer_norm_bf16")["layer_norm_bf16"]);
-        }
-        catch (InvalidOperationException e)
-        {
-            UnavailableReason = e.Message;
-            return null;
-        }
+        var kernels = CudaKernels.TryLoad(Source, "wintok_layer_norm.cu", out var reason, "layer_norm_bf16");
+        UnavailableReason = reason;
+        return kernels is null ? null : new FusedLayerNorm(kernels["layer_norm_bf16"]);
     }
 }

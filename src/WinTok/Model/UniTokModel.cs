@@ -242,12 +242,32 @@ internal static class Nhwc
         return F.gelu(conv.call(rows.permute(0, 3, 1, 2))).permute(0, 2, 3, 1).contiguous().MoveToOuterDisposeScope();
     }
 
-    /// <summary>The tap-major copy of a depthwise weight our kernel reads, or null where the kernel is not in use.</summary>
-    public static Tensor? TapMajor(Conv2d conv, InferenceKernels kernels)
+}
+
+/// <summary>
+/// What an MBConv block serves with: the kernels, and its depthwise weight in the tap-major order our kernel reads
+/// (made when the block is prepared, dropped when it trains; a plain holder, so never in the state_dict).
+/// </summary>
+internal sealed class ServedConvolutions
+{
+    public InferenceKernels Kernels { get; private set; } = InferenceKernels.Torch;
+
+    public Tensor? TapMajor { get; private set; }
+
+    public void Prepare(Conv2d depthwise, InferenceKernels kernels)
     {
-        if (kernels.Depthwise is null) return null;
+        Reset();
+        Kernels = kernels;
+        if (!kernels.RewriteConvolutions || kernels.Depthwise is null) return;
         using var noGrad = no_grad();
-        return Cuda.FusedDepthwiseConv.TapMajor(conv.weight!).DetachFromDisposeScope();
+        TapMajor = Cuda.FusedDepthwiseConv.TapMajor(depthwise.weight!).DetachFromDisposeScope();
+    }
+
+    public void Reset()
+    {
+        TapMajor?.Dispose();
+        TapMajor = null;
+        Kernels = InferenceKernels.Torch;
     }
 }
 
@@ -305,8 +325,7 @@ internal sealed class MbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceModul
     private readonly Conv2d conv2_kxk;
     private readonly Conv2d conv3_1x1;
     private readonly int stride;
-    private InferenceKernels kernels = InferenceKernels.Torch;
-    private Tensor? tapMajor; // conv2_kxk's weight as our depthwise kernel reads it; a plain field, never in the state_dict
+    private readonly ServedConvolutions served = new();
 
     public MbConvLNBlock(int inChannels, int outChannels, int stride) : base(nameof(MbConvLNBlock))
     {
@@ -322,27 +341,18 @@ internal sealed class MbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceModul
         RegisterComponents();
     }
 
-    public void PrepareForInference(InferenceKernels kernels)
-    {
-        ResetForTraining();
-        this.kernels = kernels;
-        if (kernels.RewriteConvolutions) tapMajor = Nhwc.TapMajor(conv2_kxk, kernels);
-    }
+    public void PrepareForInference(InferenceKernels kernels) => served.Prepare(conv2_kxk, kernels);
 
-    public void ResetForTraining()
-    {
-        tapMajor?.Dispose();
-        tapMajor = null;
-        kernels = InferenceKernels.Torch;
-    }
+    public void ResetForTraining() => served.Reset();
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        var kernels = served.Kernels;
         if (kernels.RewriteConvolutions && Nhwc.Is(x))
         {
             var rows = pre_norm.call(x).permute(0, 2, 3, 1);                                   // (N, H, W, Cin)
-            var mid = Nhwc.DepthwiseGelu(conv2_kxk, tapMajor, F.gelu(Nhwc.Pointwise(conv1_1x1, rows, kernels)), stride, kernels);
+            var mid = Nhwc.DepthwiseGelu(conv2_kxk, served.TapMajor, F.gelu(Nhwc.Pointwise(conv1_1x1, rows, kernels)), stride, kernels);
             var skip = shortcut.call(x).permute(0, 2, 3, 1);
             return Nhwc.Pointwise(conv3_1x1, mid, kernels, skip).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
         }
@@ -623,8 +633,7 @@ internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceMo
     private readonly nn.Module<Tensor, Tensor> up;
     private readonly Conv2d conv2_kxk;
     private readonly Conv2d conv3_1x1;
-    private InferenceKernels kernels = InferenceKernels.Torch;
-    private Tensor? tapMajor; // as in MbConvLNBlock
+    private readonly ServedConvolutions served = new();
 
     public InvMbConvLNBlock(int inChannels, int outChannels, int stride) : base(nameof(InvMbConvLNBlock))
     {
@@ -640,28 +649,19 @@ internal sealed class InvMbConvLNBlock : nn.Module<Tensor, Tensor>, IInferenceMo
         RegisterComponents();
     }
 
-    public void PrepareForInference(InferenceKernels kernels)
-    {
-        ResetForTraining();
-        this.kernels = kernels;
-        if (kernels.RewriteConvolutions) tapMajor = Nhwc.TapMajor(conv2_kxk, kernels);
-    }
+    public void PrepareForInference(InferenceKernels kernels) => served.Prepare(conv2_kxk, kernels);
 
-    public void ResetForTraining()
-    {
-        tapMajor?.Dispose();
-        tapMajor = null;
-        kernels = InferenceKernels.Torch;
-    }
+    public void ResetForTraining() => served.Reset();
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
+        var kernels = served.Kernels;
         if (kernels.RewriteConvolutions && Nhwc.Is(x))
         {
             var rows = pre_norm.call(x).permute(0, 2, 3, 1);
             var expanded = up.call(F.gelu(Nhwc.Pointwise(conv1_1x1, rows, kernels)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1);
-            var mid = Nhwc.DepthwiseGelu(conv2_kxk, tapMajor, expanded.contiguous(), 1, kernels);
+            var mid = Nhwc.DepthwiseGelu(conv2_kxk, served.TapMajor, expanded.contiguous(), 1, kernels);
             var skip = shortcut.call(x).permute(0, 2, 3, 1);
             return Nhwc.Pointwise(conv3_1x1, mid, kernels, skip).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
         }
