@@ -159,7 +159,7 @@ internal static class BenchTrainCurveCommand
             {
                 var row = (IReadOnlyList<object?>)table[k]!;
                 var shape = ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray();
-                weights[(string)row[0]!] = tensor(FormulaValues(shape, k, (string)row[3]!)).reshape(shape);
+                weights[(string)row[0]!] = tensor(FormulaWeights.Values(shape, k, (string)row[3]!)).reshape(shape);
             }
             var backbone = DinoVisionTransformer.FromStateDict(weights, dino);
             foreach (var t in weights.Values) t.Dispose();
@@ -181,7 +181,7 @@ internal static class BenchTrainCurveCommand
                 var name = (string)table[k][0]!;
                 var shape = ((IReadOnlyList<object?>)table[k][1]!).Select(v => (long)v!).ToArray();
                 var rule = shape.Length == 1 ? "0.05*s" : name.StartsWith("lins.", StringComparison.Ordinal) ? "|s*sqrt(3/fan_in)|" : "s*sqrt(3/fan_in)";
-                weights[name] = tensor(FormulaValues(shape, k, rule)).reshape(shape);
+                weights[name] = tensor(FormulaWeights.Values(shape, k, rule)).reshape(shape);
             }
             try
             {
@@ -193,27 +193,6 @@ internal static class BenchTrainCurveCommand
             }
         }
 
-        /// <summary>s = sin(0.1 + 0.37 (i mod 10007) + 1.7 k) in float64, then the rule, then float32 (fixture README).</summary>
-        private static float[] FormulaValues(long[] shape, int k, string rule)
-        {
-            var n = shape.Aggregate(1L, (a, b) => a * b);
-            var fanIn = shape.Length >= 2 ? n / shape[0] : 0;
-            var values = new float[n];
-            for (long i = 0; i < n; i++)
-            {
-                var s = Math.Sin(0.1 + 0.37 * (i % 10007) + 1.7 * k);
-                values[i] = (float)(rule switch
-                {
-                    "0.5*s" => 0.5 * s,
-                    "1+0.1*s" => 1 + 0.1 * s,
-                    "0.05*s" => 0.05 * s,
-                    "s*sqrt(3/fan_in)" => s * Math.Sqrt(3.0 / fanIn),
-                    "|s*sqrt(3/fan_in)|" => Math.Abs(s * Math.Sqrt(3.0 / fanIn)),
-                    _ => throw new InvalidDataException($"Unknown formula rule '{rule}' in the fixture's config.json"),
-                });
-            }
-            return values;
-        }
 
         private static IReadOnlyDictionary<string, object?> Dictionary(IReadOnlyDictionary<string, object?> parent, string key) =>
             (IReadOnlyDictionary<string, object?>)parent[key]!;

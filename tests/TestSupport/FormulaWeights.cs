@@ -12,10 +12,8 @@ internal sealed record TensorSpec(string Name, long[] Shape, string DType);
 /// running_var 1 + 0.25 s², running_mean 0.1 s, 1-d <c>*bn.weight</c> 1 + 0.1 s, other 1-d 0.05 s, and tensors of 2 or
 /// more dimensions s·sqrt(3 / fan_in) (its absolute value for LPIPS heads); integer tensors stay zero.
 /// </summary>
-internal static class FormulaWeights
+internal static class FormulaStateDict
 {
-    private const int Period = 10007;
-
     /// <summary>True for LPIPS linear heads: the training names <c>lins.K.*</c> and the pip head-file names <c>linK.*</c>.</summary>
     public static bool IsLpipsHead(string name) =>
         name.StartsWith("lins.", StringComparison.Ordinal) || name.Contains(".lins.", StringComparison.Ordinal)
@@ -37,34 +35,15 @@ internal static class FormulaWeights
         return weights;
     }
 
-    private static float[] Values(TensorSpec spec, int k)
-    {
-        long count = spec.Shape.Aggregate(1L, (product, size) => product * size);
-        // The values repeat with period 10007 in i, so one period per tensor is computed and tiled.
-        var period = new float[Math.Min(count, Period)];
-        for (int i = 0; i < period.Length; i++)
-        {
-            // Evaluated as Python does: (0.1 + 0.37 * i) + 1.7 * k, all in float64.
-            double s = Math.Sin(0.1 + 0.37 * i + 1.7 * k);
-            period[i] = (float)Formula(spec, count, s);
-        }
-        var values = new float[count];
-        for (long i = 0; i < count; i += period.Length)
-        {
-            Array.Copy(period, 0, values, i, Math.Min(period.Length, count - i));
-        }
-        return values;
-    }
-
-    private static double Formula(TensorSpec spec, long count, double s)
+    // The metric networks' rules by tensor name, on the product's generator (WinTok.Training.FormulaWeights).
+    private static float[] Values(TensorSpec spec, int k) => WinTok.Training.FormulaWeights.Values(spec.Shape, k, (s, fanIn) =>
     {
         if (spec.Name.EndsWith("running_var", StringComparison.Ordinal)) return 1 + 0.25 * s * s;
         if (spec.Name.EndsWith("running_mean", StringComparison.Ordinal)) return 0.1 * s;
         if (spec.Shape.Length == 1) return spec.Name.EndsWith("bn.weight", StringComparison.Ordinal) ? 1 + 0.1 * s : 0.05 * s;
-        long fanIn = count / spec.Shape[0];
-        double value = s * Math.Sqrt(3.0 / fanIn);
+        var value = s * Math.Sqrt(3.0 / fanIn);
         return IsLpipsHead(spec.Name) ? Math.Abs(value) : value;
-    }
+    });
 }
 
 /// <summary>
@@ -82,9 +61,9 @@ internal static class FormulaWeightFiles
         var inception = expected.RootElement.GetProperty("inception_weights").EnumerateArray()
             .Select(item => new TensorSpec(item[0].GetString()!, item[1].EnumerateArray().Select(size => size.GetInt64()).ToArray(), item[2].GetString()!))
             .ToList();
-        Write(Path.Combine(folder, "pt_inception-2015-12-05-6726825d.pth"), FormulaWeights.Generate(inception));
-        Write(Path.Combine(folder, "alexnet-owt-7be5be79.pth"), FormulaWeights.Generate(TorchvisionFeatures(alex: true)));
-        Write(Path.Combine(folder, "vgg16-397923af.pth"), FormulaWeights.Generate(TorchvisionFeatures(alex: false)));
+        Write(Path.Combine(folder, "pt_inception-2015-12-05-6726825d.pth"), FormulaStateDict.Generate(inception));
+        Write(Path.Combine(folder, "alexnet-owt-7be5be79.pth"), FormulaStateDict.Generate(TorchvisionFeatures(alex: true)));
+        Write(Path.Combine(folder, "vgg16-397923af.pth"), FormulaStateDict.Generate(TorchvisionFeatures(alex: false)));
         File.Copy(TestFixtures.File("lpips-v0.1", "alex.pth"), Path.Combine(folder, "lpips", "alex.pth"), overwrite: true);
         File.Copy(TestFixtures.File("lpips-v0.1", "vgg.pth"), Path.Combine(folder, "lpips", "vgg.pth"), overwrite: true);
     }

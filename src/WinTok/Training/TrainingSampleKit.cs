@@ -84,17 +84,10 @@ public static class TrainingSampleKit
         var k = 0;
         foreach (var (name, like) in stateDict)
         {
-            var n = like.numel();
-            var fanIn = like.dim() >= 2 ? n / like.shape[0] : 0;
             var unit = like.dim() == 1 && (name.EndsWith("gamma", StringComparison.Ordinal)
                 || (name.EndsWith(".weight", StringComparison.Ordinal) && name.Contains("norm", StringComparison.Ordinal)));
-            var values = new float[n];
-            for (long i = 0; i < n; i++)
-            {
-                var s = Math.Sin(0.1 + 0.37 * (i % 10007) + 1.7 * k);
-                values[i] = (float)(like.dim() >= 2 ? s * Math.Sqrt(3.0 / fanIn) : unit ? 1 + 0.1 * s : 0.05 * s);
-            }
-            result[name] = tensor(values).reshape(like.shape);
+            var rule = like.dim() >= 2 ? "s*sqrt(3/fan_in)" : unit ? "1+0.1*s" : "0.05*s";
+            result[name] = tensor(FormulaWeights.Values(like.shape, k, rule)).reshape(like.shape);
             k++;
         }
         return result;

@@ -21,7 +21,7 @@ public sealed class FidInceptionTests
     {
         var set = MetricsFixtureSet.Get(ioPath);
         using var scope = NewDisposeScope();
-        using var inception = FidInception.FromTensors(FormulaWeights.Generate(set.Specs("inception_weights")), "formula weights");
+        using var inception = FidInception.FromTensors(FormulaStateDict.Generate(set.Specs("inception_weights")), "formula weights");
 
         AssertClose(set.Io["inception_images"], Features(inception, set.Images()), $"{set.Name} inception_images");
         AssertClose(set.Io["inception_reconstructions"], Features(inception, set.Reconstructions), $"{set.Name} inception_reconstructions");
@@ -32,7 +32,7 @@ public sealed class FidInceptionTests
     {
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
-        var weights = FormulaWeights.Generate(DefaultSet().Specs("inception_weights"));
+        var weights = FormulaStateDict.Generate(DefaultSet().Specs("inception_weights"));
         foreach (var key in weights.Keys.Where(key => key.StartsWith("Mixed_7c.", StringComparison.Ordinal)).ToList())
         {
             weights.Remove(key);
@@ -58,7 +58,7 @@ public sealed class FidInceptionTests
         using var scope = NewDisposeScope();
         var specs = DefaultSet().Specs("inception_weights");
         string path = folder.File("pt_inception.safetensors");
-        Safetensors.Write(path, FormulaWeights.Generate(specs), new Dictionary<string, string>());
+        Safetensors.Write(path, FormulaStateDict.Generate(specs), new Dictionary<string, string>());
 
         using var inception = FidInception.Load(path);
 

@@ -29,7 +29,7 @@ public sealed class LpipsTests
     {
         var set = MetricsFixtureSet.Get(ioPath);
         using var scope = NewDisposeScope();
-        using var lpips = Lpips.FromTensors(FormulaWeights.Generate(set.Specs("lpips_weights")), "formula weights");
+        using var lpips = Lpips.FromTensors(FormulaStateDict.Generate(set.Specs("lpips_weights")), "formula weights");
 
         var actual = PerImage(lpips, set.Images(), set.Reconstructions);
 
@@ -45,8 +45,8 @@ public sealed class LpipsTests
         foreach (var (variant, key) in new[] { (LpipsVariant.Alex, "lpips_alex"), (LpipsVariant.Vgg, "lpips_vgg_pip") })
         {
             using var lpips = Lpips.FromTensors(variant,
-                FormulaWeights.Generate(set.Specs(key + "_weights", "backbone")),
-                FormulaWeights.Generate(set.Specs(key + "_weights", "heads")), "formula weights");
+                FormulaStateDict.Generate(set.Specs(key + "_weights", "backbone")),
+                FormulaStateDict.Generate(set.Specs(key + "_weights", "heads")), "formula weights");
 
             var actual = PerImage(lpips, set.Images(), set.Reconstructions);
 
@@ -95,7 +95,7 @@ public sealed class LpipsTests
     {
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
-        var weights = FormulaWeights.Generate(MetricsFixtureSet.Get(Path.Combine(MetricsFixtureSet.MetricsFolders()[0], "metrics.io.safetensors")).Specs("lpips_weights"));
+        var weights = FormulaStateDict.Generate(MetricsFixtureSet.Get(Path.Combine(MetricsFixtureSet.MetricsFolders()[0], "metrics.io.safetensors")).Specs("lpips_weights"));
         weights["net.slice2.1.weight"] = zeros(128, 64, 1, 1);
         weights.Remove("lins.4.model.1.weight");
         weights["lins.5.model.1.weight"] = zeros(1, 512, 1, 1);
@@ -116,8 +116,8 @@ public sealed class LpipsTests
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
         string backbone = folder.File("vgg16.safetensors"), heads = folder.File("alex.safetensors");
-        Safetensors.Write(backbone, FormulaWeights.Generate(TorchvisionFeatures(LpipsVariant.Vgg)), new Dictionary<string, string>());
-        Safetensors.Write(heads, FormulaWeights.Generate(PackageHeads(LpipsVariant.Alex)), new Dictionary<string, string>());
+        Safetensors.Write(backbone, FormulaStateDict.Generate(TorchvisionFeatures(LpipsVariant.Vgg)), new Dictionary<string, string>());
+        Safetensors.Write(heads, FormulaStateDict.Generate(PackageHeads(LpipsVariant.Alex)), new Dictionary<string, string>());
 
         var error = Assert.Throws<WeightFileMismatchException>(() => Lpips.LoadPackage(LpipsVariant.Alex, backbone, heads));
 
@@ -132,12 +132,12 @@ public sealed class LpipsTests
     {
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
-        var backboneWeights = FormulaWeights.Generate(TorchvisionFeatures(LpipsVariant.Alex));
+        var backboneWeights = FormulaStateDict.Generate(TorchvisionFeatures(LpipsVariant.Alex));
         backboneWeights["classifier.1.weight"] = zeros(4096, 9216);
         backboneWeights["classifier.1.bias"] = zeros(4096);
         string backbone = folder.File("alexnet.safetensors"), heads = folder.File("alex.safetensors");
         Safetensors.Write(backbone, backboneWeights, new Dictionary<string, string>());
-        Safetensors.Write(heads, FormulaWeights.Generate(PackageHeads(LpipsVariant.Alex)), new Dictionary<string, string>());
+        Safetensors.Write(heads, FormulaStateDict.Generate(PackageHeads(LpipsVariant.Alex)), new Dictionary<string, string>());
 
         using var lpips = Lpips.LoadPackage(LpipsVariant.Alex, backbone, heads);
 
@@ -152,7 +152,7 @@ public sealed class LpipsTests
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
         string backbone = folder.File("backbone.safetensors");
-        Safetensors.Write(backbone, FormulaWeights.Generate(TorchvisionFeatures(variant)), new Dictionary<string, string>());
+        Safetensors.Write(backbone, FormulaStateDict.Generate(TorchvisionFeatures(variant)), new Dictionary<string, string>());
         string heads = TestFixtures.File("lpips-v0.1", headFile);
 
         using var lpips = Lpips.LoadPackage(variant, backbone, heads);
@@ -178,8 +178,8 @@ public sealed class LpipsTests
     internal static List<TensorSpec> PackageHeads(LpipsVariant variant) => FormulaWeightFiles.PackageHeads(alex: variant == LpipsVariant.Alex);
 
     internal static Lpips NewWithFormulaWeights(LpipsVariant variant) => variant == LpipsVariant.TrainingVgg
-        ? Lpips.FromTensors(FormulaWeights.Generate(MetricsFixtureSet.Get(Path.Combine(MetricsFixtureSet.MetricsFolders()[0], "metrics.io.safetensors")).Specs("lpips_weights")), "formula weights")
-        : Lpips.FromTensors(variant, FormulaWeights.Generate(TorchvisionFeatures(variant)), FormulaWeights.Generate(PackageHeads(variant)), "formula weights");
+        ? Lpips.FromTensors(FormulaStateDict.Generate(MetricsFixtureSet.Get(Path.Combine(MetricsFixtureSet.MetricsFolders()[0], "metrics.io.safetensors")).Specs("lpips_weights")), "formula weights")
+        : Lpips.FromTensors(variant, FormulaStateDict.Generate(TorchvisionFeatures(variant)), FormulaStateDict.Generate(PackageHeads(variant)), "formula weights");
 
     /// <summary>Three 64x64 crops of the fixture's photos and of their reconstructions: small enough for quick CPU runs.</summary>
     private static (Tensor X, Tensor Y) SmallImages()

@@ -25,7 +25,7 @@ public sealed class MetricAccumulatorTests
     {
         var set = MetricsFixtureSet.Get(ioPath);
         using var scope = NewDisposeScope();
-        using var networks = new EvaluationNetworks(null, [Lpips.FromTensors(FormulaWeights.Generate(set.Specs("lpips_weights")), "formula weights")], CPU);
+        using var networks = new EvaluationNetworks(null, [Lpips.FromTensors(FormulaStateDict.Generate(set.Specs("lpips_weights")), "formula weights")], CPU);
         var images = set.Images().narrow(0, 0, Images);
         var reconstructions = set.Reconstructions.narrow(0, 0, Images);
         // Partition 1: one batch of 2; partition 2: one batch of 1. Each goes through its bytes, as between workers.
@@ -61,7 +61,7 @@ public sealed class MetricAccumulatorTests
     {
         var set = MetricsFixtureSet.Get(ioPath);
         using var scope = NewDisposeScope();
-        using var networks = new EvaluationNetworks(FidInception.FromTensors(FormulaWeights.Generate(set.Specs("inception_weights")), "formula weights"), [], CPU);
+        using var networks = new EvaluationNetworks(FidInception.FromTensors(FormulaStateDict.Generate(set.Specs("inception_weights")), "formula weights"), [], CPU);
         using var accumulator = new MetricAccumulator(networks);
 
         accumulator.AddBatch(set.Images().narrow(0, 0, 2), set.Reconstructions.narrow(0, 0, 2)).Dispose();
@@ -148,7 +148,7 @@ public sealed class MetricAccumulatorTests
         using var folder = CheckpointTestFiles.NewTempFolder();
         using var scope = NewDisposeScope();
         string alexBackbone = folder.File("alexnet.safetensors");
-        Safetensors.Write(alexBackbone, FormulaWeights.Generate(LpipsTests.TorchvisionFeatures(LpipsVariant.Alex)), new Dictionary<string, string>());
+        Safetensors.Write(alexBackbone, FormulaStateDict.Generate(LpipsTests.TorchvisionFeatures(LpipsVariant.Alex)), new Dictionary<string, string>());
         string alexHeads = TestFixtures.File("lpips-v0.1", "alex.pth");
         string vggHeads = TestFixtures.File("lpips-v0.1", "vgg.pth");
 

@@ -95,7 +95,7 @@ internal sealed class TrainingFixture
             var name = (string)row[0]!;
             var shape = ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray();
             var rule = (string)row[3]!;
-            var values = TableFormulaWeights.Values(shape, k, rule);
+            var values = FormulaWeights.Values(shape, k, rule);
             TableFormulaWeights.AssertDigest(name, values, Number(row[4]), Number(row[5]), Number(row[6]));
             weights[name] = tensor(values).reshape(shape);
         }
@@ -114,7 +114,7 @@ internal sealed class TrainingFixture
     {
         var table = List(Dictionary(Config, "lpips"), "params").Cast<IReadOnlyList<object?>>().ToList();
         var specs = table.Select(row => new TensorSpec((string)row[0]!, ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray(), (string)row[2]!)).ToList();
-        var weights = FormulaWeights.Generate(specs);
+        var weights = FormulaStateDict.Generate(specs);
         try
         {
             foreach (var row in table)
@@ -163,29 +163,9 @@ internal sealed class TrainingFixture
     };
 }
 
-/// <summary>The README's formula weights by the rule column of config.json's tables: <c>s = sin(0.1 + 0.37 (i mod 10007) + 1.7 k)</c> in float64, rule, then float32.</summary>
+/// <summary>The formula weights (<see cref="FormulaWeights"/>) checked against the digests config.json's tables give.</summary>
 internal static class TableFormulaWeights
 {
-    public static float[] Values(long[] shape, int k, string rule)
-    {
-        var n = shape.Aggregate(1L, (a, b) => a * b);
-        var fanIn = shape.Length >= 2 ? n / shape[0] : 0;
-        var values = new float[n];
-        for (long i = 0; i < n; i++)
-        {
-            var s = Math.Sin(0.1 + 0.37 * (i % 10007) + 1.7 * k);
-            values[i] = (float)(rule switch
-            {
-                "0.5*s" => 0.5 * s,
-                "1+0.1*s" => 1 + 0.1 * s,
-                "0.05*s" => 0.05 * s,
-                "s*sqrt(3/fan_in)" => s * Math.Sqrt(3.0 / fanIn),
-                _ => throw new NotSupportedException($"Unknown formula rule '{rule}'"),
-            });
-        }
-        return values;
-    }
-
     public static void AssertDigest(string name, float[] values, double sum, double absSum, double squares)
     {
         double s = 0, a = 0, q = 0;

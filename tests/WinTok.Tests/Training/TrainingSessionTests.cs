@@ -164,7 +164,7 @@ internal static class FixtureRun
 
         var lpips = Path.Combine(folder, "lpips.safetensors");
         var table = TrainingFixture.List(TrainingFixture.Dictionary(fixture.Config, "lpips"), "params").Cast<IReadOnlyList<object?>>();
-        var lpipsWeights = FormulaWeights.Generate(table.Select(row =>
+        var lpipsWeights = FormulaStateDict.Generate(table.Select(row =>
             new TensorSpec((string)row[0]!, ((IReadOnlyList<object?>)row[1]!).Select(v => (long)v!).ToArray(), (string)row[2]!)).ToList());
         Safetensors.Write(lpips, lpipsWeights, new Dictionary<string, string>());
         foreach (var t in lpipsWeights.Values) t.Dispose();
