@@ -97,19 +97,9 @@ public sealed class ImagePreprocessor
 
     private unsafe PreprocessResult Run(ReadOnlySpan<byte> encoded, Span<byte> levels)
     {
-        if (encoded.IsEmpty)
+        if (EncodedImageChecks.Format(encoded, out var format) is { } rejected)
         {
-            return PreprocessResult.Reject(ImageRejectionReason.Empty, "The input has no bytes");
-        }
-        var format = SourceFormat.Sniff(encoded);
-        if (format.Name is null)
-        {
-            return PreprocessResult.Reject(ImageRejectionReason.NotAnImage,
-                $"No known image signature (first bytes {Convert.ToHexString(encoded[..Math.Min(8, encoded.Length)])})");
-        }
-        if (!format.DecodableBySkia)
-        {
-            return PreprocessResult.Reject(ImageRejectionReason.UnsupportedFormat, $"The {format.Name} format is not supported");
+            return rejected;
         }
 
         fixed (byte* bytes = encoded)
@@ -117,27 +107,15 @@ public sealed class ImagePreprocessor
             // Wraps the caller's bytes without copying; both objects die before the span is unpinned.
             using var data = SKData.Create((IntPtr)bytes, encoded.Length);
             using var codec = data is null ? null : SKCodec.Create(data);
-            if (codec is null)
+            if (EncodedImageChecks.Header(codec, format, options.MaxPixels, out var width, out var height) is { } badHeader)
             {
-                return PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} header could not be read");
-            }
-            var header = codec.Info;
-            int width = header.Width, height = header.Height;
-            if (width <= 0 || height <= 0)
-            {
-                return PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} header states a {width}x{height} image");
-            }
-            if ((long)width * height > options.MaxPixels)
-            {
-                return PreprocessResult.Reject(ImageRejectionReason.TooManyPixels,
-                    $"The {format.Name} header states {width}x{height} = {(long)width * height} pixels, the limit is {options.MaxPixels}",
-                    width, height);
+                return badHeader;
             }
             if (format.Name == "jpeg" && DamagedJpeg(encoded, width, height) is { } damaged)
             {
                 return damaged;
             }
-            return DecodeAndTransform(codec, format, encoded, width, height, levels);
+            return DecodeAndTransform(codec!, format, encoded, width, height, levels);
         }
     }
 

@@ -71,26 +71,14 @@ public sealed class TrainingPreprocessor
         if (levels.Length != ValuesPerImage)
             throw new ArgumentException($"Destination holds {levels.Length} values, one image needs {ValuesPerImage}", nameof(levels));
         box = default;
-        if (encoded.IsEmpty) return PreprocessResult.Reject(ImageRejectionReason.Empty, "The input has no bytes");
-        var format = SourceFormat.Sniff(encoded);
-        if (format.Name is null)
-            return PreprocessResult.Reject(ImageRejectionReason.NotAnImage,
-                $"No known image signature (first bytes {Convert.ToHexString(encoded[..Math.Min(8, encoded.Length)])})");
-        if (!format.DecodableBySkia)
-            return PreprocessResult.Reject(ImageRejectionReason.UnsupportedFormat, $"The {format.Name} format is not supported");
+        if (EncodedImageChecks.Format(encoded, out var format) is { } rejected) return rejected;
 
         fixed (byte* bytes = encoded)
         {
             using var data = SKData.Create((IntPtr)bytes, encoded.Length);
             using var codec = data is null ? null : SKCodec.Create(data);
-            if (codec is null) return PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} header could not be read");
-            var header = codec.Info;
-            int width = header.Width, height = header.Height;
-            if (width <= 0 || height <= 0)
-                return PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} header states a {width}x{height} image");
-            if ((long)width * height > maxPixels)
-                return PreprocessResult.Reject(ImageRejectionReason.TooManyPixels,
-                    $"The {format.Name} header states {width}x{height} = {(long)width * height} pixels, the limit is {maxPixels}", width, height);
+            if (EncodedImageChecks.Header(codec, format, maxPixels, out var width, out var height) is { } badHeader) return badHeader;
+            var header = codec!.Info;
             var gray = header.ColorType == SKColorType.Gray8;
             var pixelBytes = gray ? 1 : 4;
             var stride = width * pixelBytes;
