@@ -1,7 +1,5 @@
 using WinTok.Jobs.Evaluate;
-using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -232,7 +230,7 @@ public sealed class ScheduleTests(ServicesFixture services)
     public async Task RegressionCheck_APlantedWorseCheckpoint_IsRecordedLoggedAndPostedWithRetries_ABetterOneIsNot(string provider)
     {
         await using var harness = await ScheduleHarness.CreateAsync(services, $"regressions-{provider}", provider);
-        using var webhook = new WebhookListener([HttpStatusCode.ServiceUnavailable, HttpStatusCode.OK]);
+        using var webhook = new LoopbackHttpRecorder([HttpStatusCode.ServiceUnavailable, HttpStatusCode.OK]);
         var url = $"{webhook.Prefix}hooks/s3cr3t-token?key=also-secret";
         var replica = await harness.StartReplicaAsync("worker-0");
         await harness.AddScheduleAsync(replica, "nightly", ScheduleTargetMode.Newest, harness.Checkpoints, webhook: url,
@@ -290,7 +288,7 @@ public sealed class ScheduleTests(ServicesFixture services)
     public async Task RegressionCheck_WhenTheWebhookIsDown_RecordsTheRegression_AndTheLeaseHolderPostsItLater(string provider)
     {
         await using var harness = await ScheduleHarness.CreateAsync(services, $"webhook-down-{provider}", provider);
-        using var webhook = new WebhookListener([HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway,
+        using var webhook = new LoopbackHttpRecorder([HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway, HttpStatusCode.BadGateway,
             HttpStatusCode.Accepted]);
         var replica = await harness.StartReplicaAsync("worker-0");
         var pinned = "/runs/a/ckpt-ep0-iter100.pth";
@@ -327,66 +325,5 @@ public sealed class ScheduleTests(ServicesFixture services)
         Assert.NotNull(Assert.Single(await schedules.ListRegressionsAsync(new RegressionFilter(ScheduleName: "pinned"), Token)).NotifiedAt);
         Assert.Equal(5, webhook.Requests.Count);
         Assert.DoesNotContain(harness.Logs.Lines, l => l.Text.Contains("t0ken", StringComparison.Ordinal));
-    }
-
-    /// <summary>A local HTTP receiver answering with the given statuses in turn (the last one from then on), recording each request.</summary>
-    private sealed class WebhookListener : IDisposable
-    {
-        private readonly HttpListener listener = new();
-        private readonly Queue<HttpStatusCode> statuses;
-        private readonly HttpStatusCode last;
-        private readonly Task loop;
-
-        public WebhookListener(IReadOnlyList<HttpStatusCode> answers)
-        {
-            statuses = new Queue<HttpStatusCode>(answers);
-            last = answers[^1];
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            Prefix = $"http://127.0.0.1:{port}/";
-            listener.Prefixes.Add(Prefix);
-            listener.Start();
-            loop = Task.Run(ServeAsync);
-        }
-
-        public string Prefix { get; }
-
-        public ConcurrentQueue<(string Path, string Body)> Requests { get; } = new();
-
-        public void Dispose()
-        {
-            listener.Stop();
-            listener.Close();
-            try
-            {
-                loop.Wait(TimeSpan.FromSeconds(5));
-            }
-            catch (AggregateException)
-            {
-                // the listener was closed under a pending GetContextAsync
-            }
-        }
-
-        private async Task ServeAsync()
-        {
-            while (listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await listener.GetContextAsync();
-                }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-                {
-                    return;
-                }
-                using var reader = new StreamReader(context.Request.InputStream);
-                Requests.Enqueue((context.Request.Url!.AbsolutePath, await reader.ReadToEndAsync()));
-                lock (statuses) context.Response.StatusCode = (int)(statuses.Count > 0 ? statuses.Dequeue() : last);
-                context.Response.Close();
-            }
-        }
     }
 }

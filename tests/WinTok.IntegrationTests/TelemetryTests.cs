@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.RegularExpressions;
 using WinTok.Results;
 using Xunit.Sdk;
@@ -58,7 +57,7 @@ public sealed partial class TelemetryTests(ServicesFixture services)
     public async Task Tokenize_WithAnOtlpEndpoint_ExportsTheJobItsPartitionsAndBatchesAsOneTrace()
     {
         var folder = Path.Combine(Path.GetTempPath(), "wintok-telemetry-otlp", Guid.NewGuid().ToString("N"));
-        using var collector = new OtlpCollector();
+        using var collector = new LoopbackHttpRecorder(contentType: "application/x-protobuf");
         var none = new Dictionary<string, string>();
         var (sampleExit, _, sampleLog) = await WorkerProcess.RunAsync("sample", ["sample", folder], none, TimeSpan.FromMinutes(2));
         Assert.True(sampleExit == 0, sampleLog);
@@ -117,66 +116,4 @@ public sealed partial class TelemetryTests(ServicesFixture services)
 
     [GeneratedRegex(@"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eE]+|NaN)(?:\s+\d+)?$", RegexOptions.Multiline)]
     private static partial Regex Sample();
-
-    /// <summary>
-    /// A stand-in OTLP/HTTP collector on loopback: it accepts every export and keeps the request bodies. Protobuf keeps
-    /// strings as UTF-8 bytes, so span names and attribute values can be found in them without a protobuf parser.
-    /// </summary>
-    private sealed class OtlpCollector : IDisposable
-    {
-        private readonly HttpListener listener = new();
-        private readonly List<(string Path, byte[] Body)> received = [];
-        private readonly Task serving;
-
-        public OtlpCollector()
-        {
-            Address = $"http://127.0.0.1:{FreePort()}";
-            listener.Prefixes.Add(Address + "/");
-            listener.Start();
-            serving = Task.Run(ServeAsync);
-        }
-
-        public string Address { get; }
-
-        public string Received(string path)
-        {
-            lock (received) return string.Join("\n", received.Where(r => r.Path == path).Select(r => Encoding.UTF8.GetString(r.Body)));
-        }
-
-        public void Dispose()
-        {
-            listener.Stop();
-            listener.Close();
-            try
-            {
-                serving.Wait(TimeSpan.FromSeconds(5));
-            }
-            catch (AggregateException)
-            {
-                // the listener was closed under a pending GetContext
-            }
-        }
-
-        private async Task ServeAsync()
-        {
-            while (listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await listener.GetContextAsync();
-                }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-                using var body = new MemoryStream();
-                await context.Request.InputStream.CopyToAsync(body);
-                lock (received) received.Add((context.Request.Url!.AbsolutePath, body.ToArray()));
-                context.Response.StatusCode = 200;
-                context.Response.ContentType = "application/x-protobuf";
-                context.Response.Close();
-            }
-        }
-    }
 }
