@@ -10,6 +10,10 @@ namespace WinTok.Data.Images;
 /// </summary>
 internal static class EncodedImageChecks
 {
+    // What Pillow's OSError says for the same input: the reference's failure records carry these words.
+    internal const string PillowBroken = "Pillow: broken data stream when reading image file";
+    internal const string PillowTruncated = "Pillow: image file is truncated";
+
     /// <summary>The rejection of input that is no image we decode, or null with its <paramref name="format"/>.</summary>
     public static PreprocessResult? Format(ReadOnlySpan<byte> encoded, out SourceFormat format)
     {
@@ -40,4 +44,32 @@ internal static class EncodedImageChecks
                 $"The {format.Name} header states {width}x{height} = {(long)width * height} pixels, the limit is {maxPixels}", width, height);
         return null;
     }
+
+    /// <summary>
+    /// The rejection of a JPEG that Skia would decode whole but Pillow refuses, or null (also for any other format). A
+    /// one-scan JPEG: Skia never reads past the last row, where libjpeg (in Pillow's <c>jpeg_finish_decompress</c>)
+    /// meets the marker a corrupt byte made of the data; data that merely ends there is no error to Pillow, which
+    /// ignores a suspension once every row is decoded. A JPEG of several scans: libjpeg reads them all before the first
+    /// row, so Skia sees every error, but where the data ends early Skia shows the scans it has and Pillow reports the
+    /// file truncated.
+    /// </summary>
+    /// <remarks>
+    /// <paramref name="keepDamaged"/> (<see cref="PreprocessOptions.KeepDamagedImages"/>) keeps the broken one-scan JPEG,
+    /// whose rows are all decoded (Pillow's pixels with <c>LOAD_TRUNCATED_IMAGES</c>). A multi-scan JPEG cut short stays
+    /// rejected either way: Skia ends its interrupted scan differently from libjpeg's finish in Pillow, so its pixels
+    /// would not be Pillow's.
+    /// </remarks>
+    public static PreprocessResult? DamagedJpeg(ReadOnlySpan<byte> encoded, SourceFormat format, int width, int height, bool keepDamaged) =>
+        format.Name != "jpeg" ? null : JpegStreamCheck.Check(encoded) switch
+        {
+            { SingleScan: true, Verdict: JpegStreamVerdict.Broken } stream when !keepDamaged =>
+                PreprocessResult.Reject(ImageRejectionReason.Corrupt,
+                    $"The jpeg data is broken: {stream.Detail}, which libjpeg reads after the {width}x{height} image's last row ({PillowBroken})",
+                    width, height),
+            { SingleScan: false, Verdict: JpegStreamVerdict.Truncated } stream =>
+                PreprocessResult.Reject(ImageRejectionReason.Truncated,
+                    $"The jpeg {stream.Detail}, before libjpeg has read every scan of the {width}x{height} image ({PillowTruncated})",
+                    width, height),
+            _ => null,
+        };
 }

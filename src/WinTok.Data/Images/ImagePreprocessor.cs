@@ -19,10 +19,6 @@ public sealed class ImagePreprocessor
     // torch: ToTensor divides by 255 in float32, Normalize subtracts 0.5 and divides by 0.5 in float32.
     private static readonly float[] LevelValues = Enumerable.Range(0, 256).Select(k => ((float)k / 255f - 0.5f) / 0.5f).ToArray();
 
-    // What Pillow's OSError says for the same input: the reference's failure records carry these words.
-    private const string PillowBroken = "Pillow: broken data stream when reading image file";
-    private const string PillowTruncated = "Pillow: image file is truncated";
-
     private readonly PreprocessOptions options;
 
     public ImagePreprocessor(PreprocessOptions options)
@@ -111,7 +107,7 @@ public sealed class ImagePreprocessor
             {
                 return badHeader;
             }
-            if (format.Name == "jpeg" && DamagedJpeg(encoded, width, height) is { } damaged)
+            if (EncodedImageChecks.DamagedJpeg(encoded, format, width, height, options.KeepDamagedImages) is { } damaged)
             {
                 return damaged;
             }
@@ -193,32 +189,6 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>
-    /// The rejection of a JPEG that Skia would decode whole but Pillow refuses, or null. A one-scan JPEG: Skia never
-    /// reads past the last row, where libjpeg (in Pillow's <c>jpeg_finish_decompress</c>) meets the marker a corrupt
-    /// byte made of the data; data that merely ends there is no error to Pillow, which ignores a suspension once every
-    /// row is decoded. A JPEG of several scans: libjpeg reads them all before the first row, so Skia sees every error,
-    /// but where the data ends early Skia shows the scans it has and Pillow reports the file truncated.
-    /// </summary>
-    /// <remarks>
-    /// <see cref="PreprocessOptions.KeepDamagedImages"/> keeps the broken one-scan JPEG, whose rows are all decoded
-    /// (Pillow's pixels with <c>LOAD_TRUNCATED_IMAGES</c>). A multi-scan JPEG cut short stays rejected either way: Skia
-    /// ends its interrupted scan differently from libjpeg's finish in Pillow, so its pixels would not be Pillow's.
-    /// </remarks>
-    private PreprocessResult? DamagedJpeg(ReadOnlySpan<byte> encoded, int width, int height) =>
-        JpegStreamCheck.Check(encoded) switch
-        {
-            { SingleScan: true, Verdict: JpegStreamVerdict.Broken } stream when !options.KeepDamagedImages =>
-                PreprocessResult.Reject(ImageRejectionReason.Corrupt,
-                    $"The jpeg data is broken: {stream.Detail}, which libjpeg reads after the {width}x{height} image's last row ({PillowBroken})",
-                    width, height),
-            { SingleScan: false, Verdict: JpegStreamVerdict.Truncated } stream =>
-                PreprocessResult.Reject(ImageRejectionReason.Truncated,
-                    $"The jpeg {stream.Detail}, before libjpeg has read every scan of the {width}x{height} image ({PillowTruncated})",
-                    width, height),
-            _ => null,
-        };
-
-    /// <summary>
     /// A JPEG Skia could not decode whole. libjpeg's errors stop Skia as they stop Pillow; what Skia cannot say is
     /// whether the data was cut short, which the marker check tells, so the reason names what Pillow would report.
     /// </summary>
@@ -227,14 +197,14 @@ public sealed class ImagePreprocessor
         if (result == SKCodecResult.IncompleteInput)
         {
             return PreprocessResult.Reject(ImageRejectionReason.Truncated,
-                $"The jpeg data ends before the {width}x{height} image does ({PillowTruncated})", width, height);
+                $"The jpeg data ends before the {width}x{height} image does ({EncodedImageChecks.PillowTruncated})", width, height);
         }
         var stream = JpegStreamCheck.Check(encoded);
         return stream.Verdict == JpegStreamVerdict.Truncated
             ? PreprocessResult.Reject(ImageRejectionReason.Truncated,
-                $"The jpeg decoder reported {result} for the {width}x{height} image: {stream.Detail} ({PillowTruncated})", width, height)
+                $"The jpeg decoder reported {result} for the {width}x{height} image: {stream.Detail} ({EncodedImageChecks.PillowTruncated})", width, height)
             : PreprocessResult.Reject(ImageRejectionReason.Corrupt,
-                $"The jpeg decoder reported {result} for the {width}x{height} image{(stream.Verdict == JpegStreamVerdict.Broken ? $": {stream.Detail}" : "")} ({PillowBroken})",
+                $"The jpeg decoder reported {result} for the {width}x{height} image{(stream.Verdict == JpegStreamVerdict.Broken ? $": {stream.Detail}" : "")} ({EncodedImageChecks.PillowBroken})",
                 width, height);
     }
 
