@@ -72,4 +72,27 @@ internal static class EncodedImageChecks
                     width, height),
             _ => null,
         };
+
+    /// <summary>
+    /// The rejection of an image Skia could not decode whole (<paramref name="result"/> not Success): truncated or
+    /// corrupt. For a JPEG, libjpeg's errors stop Skia as they stop Pillow; what Skia cannot say is whether the data
+    /// was cut short, which the marker check tells, so the reason names what Pillow would report.
+    /// </summary>
+    public static PreprocessResult Undecoded(SKCodecResult result, SourceFormat format, ReadOnlySpan<byte> encoded, int width, int height)
+    {
+        if (format.Name != "jpeg")
+            return result == SKCodecResult.IncompleteInput
+                ? PreprocessResult.Reject(ImageRejectionReason.Truncated, $"The {format.Name} data ends before the {width}x{height} image does", width, height)
+                : PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} decoder reported {result} for the {width}x{height} image", width, height);
+        if (result == SKCodecResult.IncompleteInput)
+            return PreprocessResult.Reject(ImageRejectionReason.Truncated,
+                $"The jpeg data ends before the {width}x{height} image does ({PillowTruncated})", width, height);
+        var stream = JpegStreamCheck.Check(encoded);
+        return stream.Verdict == JpegStreamVerdict.Truncated
+            ? PreprocessResult.Reject(ImageRejectionReason.Truncated,
+                $"The jpeg decoder reported {result} for the {width}x{height} image: {stream.Detail} ({PillowTruncated})", width, height)
+            : PreprocessResult.Reject(ImageRejectionReason.Corrupt,
+                $"The jpeg decoder reported {result} for the {width}x{height} image{(stream.Verdict == JpegStreamVerdict.Broken ? $": {stream.Detail}" : "")} ({PillowBroken})",
+                width, height);
+    }
 }

@@ -155,11 +155,7 @@ public sealed class ImagePreprocessor
             {
                 // Skia fills what it could not decode with grey and still returns the image; for training data a
                 // partial image is worse than none, so both partial outcomes are rejections.
-                return format.Name == "jpeg"
-                    ? RejectUndecodedJpeg(result, encoded, width, height)
-                    : result == SKCodecResult.IncompleteInput
-                        ? PreprocessResult.Reject(ImageRejectionReason.Truncated, $"The {format.Name} data ends before the {width}x{height} image does", width, height)
-                        : PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} decoder reported {result} for the {width}x{height} image", width, height);
+                return EncodedImageChecks.Undecoded(result, format, encoded, width, height);
             }
 
             var source = decoded.AsSpan(0, (int)pixelCount);
@@ -186,26 +182,6 @@ public sealed class ImagePreprocessor
             ArrayPool<byte>.Shared.Return(decoded);
             ArrayPool<byte>.Shared.Return(cropped);
         }
-    }
-
-    /// <summary>
-    /// A JPEG Skia could not decode whole. libjpeg's errors stop Skia as they stop Pillow; what Skia cannot say is
-    /// whether the data was cut short, which the marker check tells, so the reason names what Pillow would report.
-    /// </summary>
-    private static PreprocessResult RejectUndecodedJpeg(SKCodecResult result, ReadOnlySpan<byte> encoded, int width, int height)
-    {
-        if (result == SKCodecResult.IncompleteInput)
-        {
-            return PreprocessResult.Reject(ImageRejectionReason.Truncated,
-                $"The jpeg data ends before the {width}x{height} image does ({EncodedImageChecks.PillowTruncated})", width, height);
-        }
-        var stream = JpegStreamCheck.Check(encoded);
-        return stream.Verdict == JpegStreamVerdict.Truncated
-            ? PreprocessResult.Reject(ImageRejectionReason.Truncated,
-                $"The jpeg decoder reported {result} for the {width}x{height} image: {stream.Detail} ({EncodedImageChecks.PillowTruncated})", width, height)
-            : PreprocessResult.Reject(ImageRejectionReason.Corrupt,
-                $"The jpeg decoder reported {result} for the {width}x{height} image{(stream.Verdict == JpegStreamVerdict.Broken ? $": {stream.Detail}" : "")} ({EncodedImageChecks.PillowBroken})",
-                width, height);
     }
 
     /// <summary>

@@ -78,6 +78,8 @@ public sealed class TrainingPreprocessor
             using var data = SKData.Create((IntPtr)bytes, encoded.Length);
             using var codec = data is null ? null : SKCodec.Create(data);
             if (EncodedImageChecks.Header(codec, format, maxPixels, out var width, out var height) is { } badHeader) return badHeader;
+            // As tokenize and evaluation: a JPEG Pillow refuses (the reference's loader skips it) is not trained on.
+            if (EncodedImageChecks.DamagedJpeg(encoded, format, width, height, keepDamaged: false) is { } damaged) return damaged;
             var header = codec!.Info;
             var gray = header.ColorType == SKColorType.Gray8;
             var pixelBytes = gray ? 1 : 4;
@@ -95,10 +97,7 @@ public sealed class TrainingPreprocessor
                     gray || header.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
                 SKCodecResult result;
                 fixed (byte* pixels = decoded) result = codec.GetPixels(info, (IntPtr)pixels, stride, SKCodecOptions.Default);
-                if (result != SKCodecResult.Success)
-                    return result == SKCodecResult.IncompleteInput
-                        ? PreprocessResult.Reject(ImageRejectionReason.Truncated, $"The {format.Name} data ends before the {width}x{height} image does", width, height)
-                        : PreprocessResult.Reject(ImageRejectionReason.Corrupt, $"The {format.Name} decoder reported {result} for the {width}x{height} image", width, height);
+                if (result != SKCodecResult.Success) return EncodedImageChecks.Undecoded(result, format, encoded, width, height);
 
                 box = RandomResizedCrop.Sample(width, height, ranges, draws);
                 var cropped = decoded.AsSpan(box.Top * stride + box.Left * pixelBytes);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using WinTok.Data.Images;
+using WinTok.Data.Training;
 using WinTok.TestSupport;
 
 namespace WinTok.Data.Tests.Images;
@@ -58,6 +59,20 @@ public sealed class CorruptJpegTests
             Assert.Equal(fixture.PillowMessage == CorruptJpeg.Truncated ? ImageRejectionReason.Truncated : ImageRejectionReason.Corrupt,
                 result.Rejection.Reason);
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(RefusedFiles))]
+    public void TrainingPreprocess_WhenPillowRefusesTheJpeg_RefusesItWithPillowsReason(string folder, string file)
+    {
+        var fixture = Find(folder, file);
+        var preprocessor = new TrainingPreprocessor(64, CropRanges.Reference);
+        var levels = new byte[preprocessor.ValuesPerImage];
+
+        var result = preprocessor.Preprocess(File.ReadAllBytes(fixture.Path), new SampleRandom(0), levels, out _);
+
+        Assert.False(result.Succeeded, $"{fixture}: Pillow refuses it ({fixture.PillowMessage}), training would have used it");
+        Assert.Contains(fixture.PillowMessage, result.Rejection!.Message, StringComparison.Ordinal);
     }
 
     [Theory]
